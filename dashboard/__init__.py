@@ -1,0 +1,1 @@
+"""Wushi command-center dashboard: settings, app factory, CLI and process entry points."""

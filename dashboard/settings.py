@@ -1,0 +1,116 @@
+"""One typed settings object, read from ``WUSHI_*`` environment variables and ``.env``.
+
+Every setting has a default and one line of help (the field description); the README's
+settings table is checked against this class by ``tests/test_settings.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The process settings; build one with ``Settings()`` and pass it down explicitly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WUSHI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    var_dir: Path = Field(
+        Path("var"),
+        description="Folder for local state: the SQLite file, embedded Redis, generated secrets.",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the database; empty means a SQLite file under the var dir.",
+    )
+    redis_url: str = Field(
+        "",
+        description="Redis URL (redis://host:port/db); empty starts an embedded Redis under the "
+        "var dir.",
+    )
+    district_code: str = Field(
+        "341504", description="Administrative code of the district; part of every Redis key."
+    )
+    secret_key: str = Field(
+        "",
+        description="Key that signs session cookies; empty means generated once and kept in "
+        "var/secret_key.",
+    )
+    ingest_token: str = Field(
+        "",
+        description="Bearer token for POST /api/v1/events; empty means generated once and kept "
+        "in var/ingest_token.",
+    )
+    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(8050, description="Port the web server listens on.")
+    tile_url: str = Field(
+        "",
+        description="URL template of a base-map tile service; empty draws boundaries on a "
+        "plain background (offline).",
+    )
+    stream_maxlen: int = Field(
+        2_000_000,
+        description="Approximate maximum length of the event stream (XADD MAXLEN ~).",
+    )
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("district_code")
+    @classmethod
+    def _district_code_is_six_digits(cls, value: str) -> str:
+        if not (len(value) == 6 and value.isdigit()):
+            raise ValueError("must be a six-digit administrative code, e.g. 341504")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError("must be between 1 and 65535")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to a SQLite file under the var dir."""
+        if self.database_url:
+            return self.database_url
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.var_dir / 'wushi.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """Return the session-signing key, generating and keeping one on first use."""
+        return self.secret_key or _kept_secret(self.var_dir / "secret_key")
+
+    @cached_property
+    def resolved_ingest_token(self) -> str:
+        """Return the ingest bearer token, generating and keeping one on first use."""
+        return self.ingest_token or _kept_secret(self.var_dir / "ingest_token")
+
+    def stream_key(self, name: str = "events") -> str:
+        """Return a Redis key of this district, hash-tagged so one district stays on one shard."""
+        return f"wushi:{{{self.district_code}}}:{name}"
+
+
+def _kept_secret(path: Path) -> str:
+    """Read a secret from ``path``, creating it (mode 0600) with a random value if missing."""
+    if path.exists():
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    # O_EXCL so two processes starting at once cannot both write different secrets.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+    return value
