@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from geo.model import Area, Geography
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
@@ -33,6 +32,7 @@ from datasources.models import (
     Village,
     VillageDailyRollup,
 )
+from geo.model import Area, Geography
 
 # Rows that hang off the geography, children first so deletes respect foreign keys.
 DEPENDENT_MODELS: tuple[type, ...] = (

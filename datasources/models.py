@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -274,6 +275,7 @@ class PointsTransaction(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"))
     town_code: Mapped[str] = mapped_column(CODE, index=True)
+    grid_code: Mapped[str | None] = mapped_column(CODE, index=True)  # the household's grid
     household_id: Mapped[str] = mapped_column(ID, index=True)
     kind: Mapped[str] = mapped_column(String(8))  # earned | redeemed
     points: Mapped[int] = mapped_column(Integer)
@@ -470,3 +472,38 @@ __all__ = [
     "User",
     "Village",
 ]
+
+
+# --- Live pipeline (issue #4): worker outbox and call-backs ----------------------------------
+
+
+class LiveOutbox(Base):
+    """Live-state deltas of one stored batch, written in the batch's SQL transaction.
+
+    The worker applies a row to Redis once (guarded by ``applied:<id>``) and then deletes it; a
+    row left behind by a crash between the commit and the Redis update is applied on restart.
+    """
+
+    __tablename__ = "live_outbox"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class CallReturn(Base):
+    """A village secretary called a resident back after a green-key call (``call.returned``)."""
+
+    __tablename__ = "call_returns"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    call_id: Mapped[str] = mapped_column(ID, index=True)
+    device_id: Mapped[str] = mapped_column(ID, index=True)
+    staff_id: Mapped[str] = mapped_column(ID)
+    grid_code: Mapped[str] = mapped_column(CODE, index=True)
+    village_code: Mapped[str] = mapped_column(CODE)
+    town_code: Mapped[str] = mapped_column(CODE)
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+__all__ += ["CallReturn", "LiveOutbox"]

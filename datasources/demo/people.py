@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from geo.model import Area, Geography
 
 from datasources.demo.names import NameMaker
+from geo.model import Area, Geography
 
 POPULATION = 216_229
 ELDERLY_60_PLUS = 39_255

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from geo.model import Geography
 from sqlalchemy import Engine, func, select, update
 
 from datasources.db import session_scope
 from datasources.demo.people import make_people
 from datasources.geography import store_geography
 from datasources.models import Device, Grid, Household, Staff, Village
+from geo.model import Geography
 
 Progress = Callable[[str, int], None]
 BATCH = 5_000

@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:35:21.934406
+Create Date: 2026-11-25 08:37:08.023966
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = "0001"
 down_revision = None
@@ -234,6 +233,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("village_code", sa.String(length=16), nullable=False),
         sa.Column("town_code", sa.String(length=16), nullable=False),
+        sa.Column("grid_code", sa.String(length=16), nullable=True),
         sa.Column("household_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("points", sa.Integer(), nullable=False),
@@ -247,6 +247,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_points_transactions")),
     )
     with op.batch_alter_table("points_transactions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_points_transactions_grid_code"), ["grid_code"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_points_transactions_household_id"), ["household_id"], unique=False
         )
@@ -569,6 +572,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_points_transactions_ts"))
         batch_op.drop_index(batch_op.f("ix_points_transactions_town_code"))
         batch_op.drop_index(batch_op.f("ix_points_transactions_household_id"))
+        batch_op.drop_index(batch_op.f("ix_points_transactions_grid_code"))
 
     op.drop_table("points_transactions")
     with op.batch_alter_table("petitions", schema=None) as batch_op:

@@ -1,0 +1,328 @@
+"""The headline figures of DESIGN.md: one function per figure, for any period and area.
+
+Additive counts come from the daily rollups (``datasources.rollups``); the response-time
+percentiles come from the raw tickets (they do not add up); device figures are the callers'
+state now. Every function returns plain values. Rates are fractions in [0, 1] and ``None`` where
+there is nothing to divide by; changes are fractions against the same period a year before and
+``None`` where the year before has none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, Select, func, select
+from sqlalchemy.orm import Session
+
+from datasources.models import (
+    Device,
+    Grid,
+    GridDailyRollup,
+    PointsTransaction,
+    PublicWelfareJob,
+    Ticket,
+    Town,
+    Village,
+    VillageDailyRollup,
+)
+from datasources.periods import Period
+from datasources.rollups import PETITION_LEVELS
+
+LOW_BATTERY = 20
+ONLINE_WITHIN = dt.timedelta(hours=24)
+DISTRICT_NAMES = {"341504": "叶集区"}
+
+
+@dataclass(frozen=True)
+class AreaRef:
+    """An area the figures are for: the district, a town, a village or a grid."""
+
+    level: str
+    code: str
+    name: str
+    town_code: str | None = None
+    village_code: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """Return the area as in CONTRACT.md's ``kpi`` output."""
+        return {"level": self.level, "code": self.code, "name": self.name}
+
+
+class UnknownArea(LookupError):
+    """A town, village or grid code that is not stored, or not inside the given parent."""
+
+
+def resolve_area(
+    engine: Engine,
+    *,
+    town: str | None = None,
+    village: str | None = None,
+    grid: str | None = None,
+    district_code: str = "341504",
+) -> AreaRef:
+    """Return the most specific area named, checking that the codes nest."""
+    with Session(engine) as session:
+        if grid:
+            row = session.get(Grid, grid)
+            if row is None:
+                raise UnknownArea(f"unknown grid {grid}")
+            if (village and row.village_code != village) or (town and row.town_code != town):
+                raise UnknownArea(f"grid {grid} is not in the given village/town")
+            return AreaRef("grid", row.code, row.name, row.town_code, row.village_code)
+        if village:
+            vrow = session.get(Village, village)
+            if vrow is None:
+                raise UnknownArea(f"unknown village {village}")
+            if town and vrow.town_code != town:
+                raise UnknownArea(f"village {village} is not in town {town}")
+            return AreaRef("village", vrow.code, vrow.name, vrow.town_code, vrow.code)
+        if town:
+            trow = session.get(Town, town)
+            if trow is None:
+                raise UnknownArea(f"unknown town {town}")
+            return AreaRef("town", trow.code, trow.name, trow.code)
+    return AreaRef("district", district_code, DISTRICT_NAMES.get(district_code, district_code))
+
+
+def _where(stmt: Select[Any], model: Any, area: AreaRef) -> Select[Any]:
+    if area.level == "town":
+        return stmt.where(model.town_code == area.code)
+    if area.level == "village":
+        return stmt.where(model.village_code == area.code)
+    if area.level == "grid":
+        return stmt.where(model.grid_code == area.code)
+    return stmt
+
+
+def _sums(engine: Engine, model: Any, columns: list[str], area: AreaRef, period: Period):
+    stmt = select(*(func.coalesce(func.sum(getattr(model, c)), 0) for c in columns)).where(
+        model.day >= period.start, model.day <= period.end
+    )
+    with Session(engine) as session:
+        row = session.execute(_where(stmt, model, area)).one()
+    return {c: int(v) for c, v in zip(columns, row, strict=True)}
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def _change(now: int, before: int) -> float | None:
+    return round(now / before - 1, 4) if before else None
+
+
+def _grid_sums(engine: Engine, area: AreaRef, period: Period) -> dict[str, int]:
+    columns = [
+        c.name
+        for c in GridDailyRollup.__table__.c
+        if c.name not in ("day", "grid_code", "village_code", "town_code")
+    ]
+    return _sums(engine, GridDailyRollup, columns, area, period)
+
+
+def _requests_of(s: dict[str, int]) -> dict[str, Any]:
+    return {
+        "requests": s["requests"],
+        "closed": s["closed"],
+        "closure_rate": _rate(s["closed"], s["requests"]),
+    }
+
+
+def _on_time_of(s: dict[str, int]) -> float | None:
+    return _rate(s["closed_on_time"], s["closed"])
+
+
+def _satisfaction_of(s: dict[str, int]) -> float | None:
+    return _rate(s["satisfied"] + s["thumbs_up"], s["rated"] + s["thumbs_up"] + s["thumbs_down"])
+
+
+def _call_answer_of(s: dict[str, int]) -> float | None:
+    return _rate(s["calls_answered"], s["calls"])
+
+
+def _resolution_of(s: dict[str, int]) -> dict[str, float | None]:
+    levels = ("grid", "village", "town", "district")
+    total = sum(s[f"resolved_{level}"] for level in levels)
+    return {level: _rate(s[f"resolved_{level}"], total) for level in levels}
+
+
+def requests(engine: Engine, area: AreaRef, period: Period) -> dict[str, Any]:
+    """受理量 and 办结率: tickets created in the period, and the share of them closed now."""
+    return _requests_of(_grid_sums(engine, area, period))
+
+
+def on_time_rate(engine: Engine, area: AreaRef, period: Period) -> float | None:
+    """按期办结率: closed within the category's deadline / closed."""
+    return _on_time_of(_grid_sums(engine, area, period))
+
+
+def satisfaction_rate(engine: Engine, area: AreaRef, period: Period) -> float | None:
+    """满意率: satisfied / rated, counting ticket ratings and the callers' thumbs keys."""
+    return _satisfaction_of(_grid_sums(engine, area, period))
+
+
+def call_answer_rate(engine: Engine, area: AreaRef, period: Period) -> float | None:
+    """书记必到: green-key calls answered within 5 minutes / green-key calls."""
+    return _call_answer_of(_grid_sums(engine, area, period))
+
+
+def resolution_levels(engine: Engine, area: AreaRef, period: Period) -> dict[str, float | None]:
+    """小事不出网: the share of resolved tickets settled at each level."""
+    return _resolution_of(_grid_sums(engine, area, period))
+
+
+def response_minutes(engine: Engine, area: AreaRef, period: Period) -> dict[str, float | None]:
+    """响应时长: minutes from created to arrived on site, median and 90th percentile."""
+    low, high = period.utc_bounds
+    stmt = select(Ticket.created_at, Ticket.arrived_at).where(
+        Ticket.created_at >= low, Ticket.created_at < high, Ticket.arrived_at.is_not(None)
+    )
+    with Session(engine) as session:
+        rows = session.execute(_where(stmt, Ticket, area)).all()
+    if not rows:
+        return {"median": None, "p90": None}
+    minutes = np.array([(a - c).total_seconds() / 60 for c, a in rows])
+    median, p90 = np.percentile(minutes, [50, 90])
+    return {"median": round(float(median), 1), "p90": round(float(p90), 1)}
+
+
+def _village_level(area: AreaRef) -> bool:
+    return area.level != "grid"
+
+
+def _village_sums(engine: Engine, columns: list[str], area: AreaRef, period: Period):
+    return _sums(engine, VillageDailyRollup, columns, area, period)
+
+
+def petitions(engine: Engine, area: AreaRef, period: Period) -> dict[str, Any] | None:
+    """信访: batches and persons by level, with the change vs the same period a year before."""
+    if not _village_level(area):
+        return None
+    columns = [
+        f"petition_{what}_{lvl}" for lvl in PETITION_LEVELS for what in ("batches", "persons")
+    ]
+    now = _village_sums(engine, columns, area, period)
+    before = _village_sums(engine, columns, area, period.year_before())
+    out: dict[str, Any] = {}
+    for level in PETITION_LEVELS:
+        b, p = f"petition_batches_{level}", f"petition_persons_{level}"
+        out[level] = {
+            "batches": now[b],
+            "persons": now[p],
+            "batches_change": _change(now[b], before[b]),
+            "persons_change": _change(now[p], before[p]),
+        }
+    repeat = _village_sums(engine, ["petition_repeat"], area, period)["petition_repeat"]
+    out["repeat"] = repeat
+    return out
+
+
+def mediations(engine: Engine, area: AreaRef, period: Period) -> int | None:
+    """Disputes mediated by the party mediation teams."""
+    if not _village_level(area):
+        return None
+    return _village_sums(engine, ["mediations"], area, period)["mediations"]
+
+
+def points(engine: Engine, area: AreaRef, period: Period) -> dict[str, int]:
+    """积分: points earned and redeemed (1 point = 1 yuan)."""
+    if area.level != "grid":
+        s = _village_sums(engine, ["points_earned", "points_redeemed"], area, period)
+        return {"earned": s["points_earned"], "redeemed": s["points_redeemed"]}
+    low, high = period.utc_bounds
+    stmt = (
+        select(PointsTransaction.kind, func.coalesce(func.sum(PointsTransaction.points), 0))
+        .where(PointsTransaction.ts >= low, PointsTransaction.ts < high)
+        .group_by(PointsTransaction.kind)
+    )
+    with Session(engine) as session:
+        sums = dict(session.execute(_where(stmt, PointsTransaction, area)).tuples().all())
+    return {"earned": int(sums.get("earned", 0)), "redeemed": int(sums.get("redeemed", 0))}
+
+
+def employment(engine: Engine, area: AreaRef, period: Period) -> dict[str, int] | None:
+    """就业: placements by kind and public-welfare posts created (and filled so far)."""
+    if not _village_level(area):
+        return None
+    s = _village_sums(
+        engine,
+        [
+            "placements_public_welfare",
+            "placements_doorstep",
+            "placements_urban",
+            "welfare_posts_created",
+        ],
+        area,
+        period,
+    )
+    low, high = period.utc_bounds
+    stmt = select(func.count()).where(
+        PublicWelfareJob.created_at >= low,
+        PublicWelfareJob.created_at < high,
+        PublicWelfareJob.filled_at.is_not(None),
+    )
+    with Session(engine) as session:
+        filled = session.scalar(_where(stmt, PublicWelfareJob, area)) or 0
+    return {
+        "public_welfare": s["placements_public_welfare"],
+        "doorstep": s["placements_doorstep"],
+        "urban": s["placements_urban"],
+        "public_welfare_posts": s["welfare_posts_created"],
+        "public_welfare_posts_filled": int(filled),
+    }
+
+
+def supervision(engine: Engine, area: AreaRef, period: Period) -> dict[str, int] | None:
+    """监督: items posted, posted 3+ working days ahead, approved with 80% or more."""
+    if not _village_level(area):
+        return None
+    s = _village_sums(
+        engine,
+        ["supervision_posted", "supervision_on_notice", "supervision_approved"],
+        area,
+        period,
+    )
+    return {
+        "posted": s["supervision_posted"],
+        "on_notice": s["supervision_on_notice"],
+        "approved": s["supervision_approved"],
+    }
+
+
+def devices(engine: Engine, area: AreaRef, now: dt.datetime) -> dict[str, int]:
+    """设备: callers installed, online in the last 24 hours, and low on battery, as of now."""
+    recent = now - ONLINE_WITHIN
+    online = (Device.last_heartbeat_at >= recent).label("online")
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(online.cast(Device.battery.type)), 0),
+        func.coalesce(func.sum((Device.battery < LOW_BATTERY).cast(Device.battery.type)), 0),
+    ).where(Device.installed_at <= now)
+    with Session(engine) as session:
+        installed, n_online, low = session.execute(_where(stmt, Device, area)).one()
+    return {"installed": int(installed), "online": int(n_online), "low_battery": int(low)}
+
+
+def kpi(engine: Engine, area: AreaRef, period: Period, now: dt.datetime) -> dict[str, Any]:
+    """Return every headline figure as the JSON object of CONTRACT.md section 3."""
+    s = _grid_sums(engine, area, period)
+    return {
+        "area": area.as_dict(),
+        "period": period.as_dict(),
+        **_requests_of(s),
+        "on_time_rate": _on_time_of(s),
+        "satisfaction_rate": _satisfaction_of(s),
+        "response_minutes": response_minutes(engine, area, period),
+        "call_answer_rate": _call_answer_of(s),
+        "calls": s["calls"],
+        "resolution_levels": _resolution_of(s),
+        "petitions": petitions(engine, area, period),
+        "mediations": mediations(engine, area, period),
+        "points": points(engine, area, period),
+        "employment": employment(engine, area, period),
+        "supervision": supervision(engine, area, period),
+        "devices": devices(engine, area, now),
+    }
