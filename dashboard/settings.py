@@ -6,6 +6,7 @@ settings table is checked against this class by ``tests/test_settings.py``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import cached_property
@@ -60,12 +61,76 @@ class Settings(BaseSettings):
         description="Approximate maximum length of the event stream (XADD MAXLEN ~).",
     )
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+    worker_batch: int = Field(
+        2000, ge=1, le=5000, description="Stream entries the worker reads and stores per batch."
+    )
+    worker_block_ms: int = Field(
+        2000,
+        ge=100,
+        le=8000,
+        description="How long XREADGROUP waits for new entries (kept under the socket timeout).",
+    )
+    worker_consumer: str = Field(
+        "",
+        description="Consumer name of this worker in the group; empty means the host name "
+        "(give each worker on one host its own).",
+    )
+    park_timeout_s: float = Field(
+        600.0,
+        description="Seconds a ticket event whose ticket is not stored yet is retried before "
+        "it is dead-lettered as 'unknown ticket'.",
+    )
+    reclaim_idle_ms: int = Field(
+        60_000,
+        description="Idle time after which a worker claims another consumer's pending entries.",
+    )
+    reclaim_interval_s: float = Field(
+        30.0, description="Seconds between the worker's XAUTOCLAIM sweeps for dead consumers."
+    )
+    registry_refresh_s: float = Field(
+        60.0, description="Seconds between reloads of the known grids, devices and staff."
+    )
+    deadlines: str = Field(
+        "",
+        description='JSON overrides of the ticket deadlines per category, e.g. {"safety": '
+        '{"arrive_hours": 1, "close_hours": 48}}; empty keeps the defaults.',
+    )
+    device_offline_hours: float = Field(
+        24.0, description="Hours without a heartbeat after which a caller is marked offline."
+    )
+    ingest_max_events: int = Field(
+        5000, description="Most events one POST /api/v1/events request may carry (413 beyond)."
+    )
+    ingest_max_bytes: int = Field(
+        5_000_000, description="Largest POST /api/v1/events body in bytes (413 beyond)."
+    )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours a login session lasts before the user must log in again.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IP addresses (or networks) of reverse proxies whose "
+        "X-Forwarded-For header names the client; empty trusts no proxy.",
+    )
 
     @field_validator("district_code")
     @classmethod
     def _district_code_is_six_digits(cls, value: str) -> str:
         if not (len(value) == 6 and value.isdigit()):
             raise ValueError("must be a six-digit administrative code, e.g. 341504")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
     @field_validator("port")
