@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from datasources.db import session_scope
 from datasources.models import (
     CallEvent,
+    CallReturn,
     Device,
     DeviceHeartbeat,
     Grid,
@@ -38,6 +39,7 @@ from geo.model import Area, Geography
 DEPENDENT_MODELS: tuple[type, ...] = (
     TicketEvent,
     Ticket,
+    CallReturn,
     CallEvent,
     DeviceHeartbeat,
     Device,
@@ -190,8 +192,11 @@ def store_geography(session: Session, geography: Geography, *, replace_all: bool
         session.execute(delete(Town).where(Town.code.in_(removed["town"])))
 
 
-def _upsert(session: Session, model: type, rows: Iterable[dict[str, Any]], existing: set[str]):
-    inserts, updates = [], []
+def _upsert(
+    session: Session, model: type, rows: Iterable[dict[str, Any]], existing: set[str]
+) -> None:
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for row in rows:
         (updates if row["code"] in existing else inserts).append(row)
     if inserts:

@@ -87,7 +87,7 @@ def resolve_area(
     return AreaRef("district", district_code, DISTRICT_NAMES.get(district_code, district_code))
 
 
-def _where(stmt: Select[Any], model: Any, area: AreaRef) -> Select[Any]:
+def _where(stmt: Select, model: Any, area: AreaRef) -> Select:
     if area.level == "town":
         return stmt.where(model.town_code == area.code)
     if area.level == "village":
@@ -182,9 +182,13 @@ def response_minutes(engine: Engine, area: AreaRef, period: Period) -> dict[str,
     )
     with Session(engine) as session:
         rows = session.execute(_where(stmt, Ticket, area)).all()
-    if not rows:
+    return response_percentiles(np.array([(a - c).total_seconds() / 60 for c, a in rows]))
+
+
+def response_percentiles(minutes: np.ndarray) -> dict[str, float | None]:
+    """Return the median and 90th percentile of response minutes (``None`` for none)."""
+    if not len(minutes):
         return {"median": None, "p90": None}
-    minutes = np.array([(a - c).total_seconds() / 60 for c, a in rows])
     median, p90 = np.percentile(minutes, [50, 90])
     return {"median": round(float(median), 1), "p90": round(float(p90), 1)}
 
@@ -239,7 +243,8 @@ def points(engine: Engine, area: AreaRef, period: Period) -> dict[str, int]:
         .group_by(PointsTransaction.kind)
     )
     with Session(engine) as session:
-        sums = dict(session.execute(_where(stmt, PointsTransaction, area)).tuples().all())
+        rows = session.execute(_where(stmt, PointsTransaction, area))
+        sums = {kind: total for kind, total in rows}
     return {"earned": int(sums.get("earned", 0)), "redeemed": int(sums.get("redeemed", 0))}
 
 

@@ -281,14 +281,14 @@ def rebuild_days(
     """Rebuild the rollups of each given day (grouped into runs of consecutive days)."""
     ordered = sorted(set(days))
     written = 0
-    run_start = prev = None
-    for day in [*ordered, None]:
-        if run_start is not None and (day is None or day != prev + dt.timedelta(days=1)):
-            written += rebuild_rollups(engine, run_start, prev, deadlines)
-            run_start = None
-        if day is not None and run_start is None:
-            run_start = day
-        prev = day
+    runs: list[list[dt.date]] = []
+    for day in ordered:
+        if runs and day == runs[-1][-1] + dt.timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    for run in runs:
+        written += rebuild_rollups(engine, run[0], run[-1], deadlines)
     return written
 
 

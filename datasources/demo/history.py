@@ -273,7 +273,7 @@ def _load_world(engine: Engine, seed: int) -> _World:
         bad_grids=bad,
         devices_by_grid=dict(devices_by_grid),
         households_by_village=dict(by_village),
-        assignees={grid: staff_id for grid, staff_id in workers},
+        assignees={grid: staff_id for grid, staff_id in workers if grid is not None},
         town_arrive_minutes=town_minutes,
     )
 

@@ -71,20 +71,21 @@ def make_people(geography: Geography, now: dt.datetime, seed: int = 2022) -> Dem
     people = DemoPeople(pilot_villages=pilot_village_codes(geography))
     villages = {v.code: v for v in geography.villages}
     grids = sorted(geography.grids, key=lambda g: g.code)
+    grid_village = [str(g.village_code) for g in grids]
 
     # Urban communities: denser and younger; villages: thinner and older.
-    urban = np.array([villages[g.village_code].kind == "community" for g in grids])
+    urban = np.array([villages[v].kind == "community" for v in grid_village])
     density = np.where(urban, rng.uniform(1.6, 2.4, len(grids)), rng.uniform(0.7, 1.3, len(grids)))
     residents = _apportion(POPULATION, density)
     village_share = {
         code: float(rng.uniform(0.10, 0.14) if v.kind == "community" else rng.uniform(0.19, 0.27))
         for code, v in sorted(villages.items())
     }
-    elderly_weights = residents * np.array([village_share[g.village_code] for g in grids])
+    elderly_weights = residents * np.array([village_share[v] for v in grid_village])
     elderly = _apportion(ELDERLY_60_PLUS, elderly_weights)
     # Rescale the per-village shares to the apportioned counts so they describe the rows.
     for code in village_share:
-        mask = np.array([g.village_code == code for g in grids])
+        mask = np.array([v == code for v in grid_village])
         people.village_elderly_share[code] = round(
             float(elderly[mask].sum()) / max(1, int(residents[mask].sum())), 4
         )
