@@ -23,6 +23,8 @@ def _engine(ctx: click.Context):
     obj = ctx.ensure_object(dict)
     if "engine" not in obj:
         obj["engine"] = make_engine(_settings(ctx).resolved_database_url)
+        # Close pooled connections when the command ends, not when the interpreter collects them.
+        ctx.find_root().call_on_close(obj["engine"].dispose)
     return obj["engine"]
 
 
@@ -334,6 +336,329 @@ def geo_import(ctx: click.Context, file: Path, replace_all: bool) -> None:
         f"imported {len(g.towns)} towns, {len(g.villages)} villages, {len(g.grids)} grids "
         f"from {file}"
     )
+
+
+@main.command()
+@click.option("--consumer", default=None, help="Consumer name in the group (default: host name).")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the periodic jobs here.")
+@click.pass_context
+def worker(ctx: click.Context, consumer: str | None, no_scheduler: bool) -> None:
+    """Store the event stream in the database and keep the live state (until SIGTERM)."""
+    import logging
+
+    from dashboard.worker import run_worker
+
+    settings = _settings(ctx)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    run_worker(settings, consumer=consumer, with_scheduler=not no_scheduler)
+
+
+@main.command()
+@click.option("--rate", type=float, required=True, help="Events per second, all kinds together.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Story time speed-up.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--seed", "seed_value", type=int, default=None, help="Random seed.")
+@click.pass_context
+def simulate(
+    ctx: click.Context, rate: float, speed: float, duration: float | None, seed_value: int | None
+) -> None:
+    """Publish realistic live events into the stream (calls, tickets, points, ...)."""
+    import signal
+    import threading
+
+    from dashboard.embedded_redis import redis_from_settings, redis_server_for
+    from datasources.simulator import run_simulation
+
+    settings = _settings(ctx)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with redis_server_for(settings) as url:
+        redis = redis_from_settings(settings, url)
+        try:
+            sent = run_simulation(
+                _engine(ctx),
+                redis,
+                settings.stream_key(),
+                rate=rate,
+                speed=speed,
+                duration=duration,
+                maxlen=settings.stream_maxlen,
+                seed=seed_value,
+                should_stop=stop.is_set,
+            )
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"published {sent} events to {settings.stream_key()}")
+
+
+@main.command()
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Web server processes.",
+)
+@click.pass_context
+def web(ctx: click.Context, workers: int) -> None:
+    """Serve the dashboard, the API and the logins (uvicorn) until Ctrl-C."""
+    import uvicorn
+
+    settings = _settings(ctx)
+    if not settings.redis_url:
+        raise click.ClickException(
+            "WUSHI_REDIS_URL is not set: `wushi web` serves a shared Redis; "
+            "run `wushi demo` for everything on one machine with an embedded Redis"
+        )
+    click.echo(f"serving http://{settings.host}:{settings.port}/")
+    uvicorn.run(
+        "dashboard.asgi:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+    )
+
+
+DEMO_USERS = (
+    ("admin", "district", None, "区指挥中心"),
+    ("town", "town", "洪集镇", "洪集镇干部"),
+    ("village", "village", "会馆回民村", "会馆回民村书记"),
+)
+
+
+def _demo_logins(engine, settings) -> list[tuple[str, str, str]]:
+    """Create (or reset) one login per role and return (username, password, area)."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from datasources.models import Town, Village
+    from datasources.users import add_user, get_user, set_password
+
+    out = []
+    with engine.connect() as conn:
+        towns = dict(conn.execute(select(Town.name, Town.code)).all())
+        villages = dict(conn.execute(select(Village.name, Village.code)).all())
+    for username, role, area_name, display in DEMO_USERS:
+        area = {"town": towns, "village": villages}.get(role, {}).get(area_name or "")
+        password = secrets.token_urlsafe(9)
+        if get_user(engine, username) is None:
+            add_user(engine, username, password, role, area, display_name=display)
+        else:
+            set_password(engine, username, password)
+        out.append((username, password, area_name or "叶集区"))
+    return out
+
+
+@main.command()
+@click.option("--rate", type=float, default=3.0, show_default=True, help="Simulated events/s.")
+@click.option("--no-simulator", is_flag=True, help="Do not start the simulator.")
+@click.pass_context
+def demo(ctx: click.Context, rate: float, no_simulator: bool) -> None:
+    """Run everything on one machine: database, Redis, history, simulator, worker and web."""
+    import os
+    import signal
+    import subprocess
+
+    import uvicorn
+
+    from dashboard.embedded_redis import redis_server_for
+    from dashboard.web import create_web
+    from datasources.db import upgrade
+    from datasources.demo.seed import has_people
+
+    settings = _settings(ctx)
+    engine = _engine(ctx)
+    upgrade(engine)
+    if not has_people(engine):
+        click.echo("first run: generating the demo geography and history (about a minute)")
+        ctx.invoke(seed, demo=True)
+    logins = _demo_logins(engine, settings)
+    with redis_server_for(settings) as redis_url:
+        env = os.environ | {
+            "WUSHI_REDIS_URL": redis_url,
+            "WUSHI_DATABASE_URL": settings.resolved_database_url,
+            "WUSHI_VAR_DIR": str(settings.var_dir),
+        }
+        command = [sys.executable, "-m", "dashboard.cli"]
+        children = [subprocess.Popen([*command, "worker"], env=env)]
+        if not no_simulator:
+            children.append(subprocess.Popen([*command, "simulate", "--rate", str(rate)], env=env))
+        url = f"http://{settings.host}:{settings.port}/"
+        click.echo("")
+        click.echo(f"  Wushi demo: {url}   (wall screen: {url}wall)")
+        for username, password, area in logins:
+            click.echo(f"  login {username:<8} password {password:<14} ({area})")
+        click.echo(f"  ingest token: {settings.resolved_ingest_token}")
+        click.echo("  Ctrl-C stops everything.")
+        click.echo("")
+        try:
+            app = create_web(settings.model_copy(update={"redis_url": redis_url}))
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            click.echo("demo stopped")
+
+
+def _password_from_stdin() -> str:
+    """Read the password: one line from stdin, or a hidden prompt when stdin is a terminal."""
+    if sys.stdin.isatty():
+        return click.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.UsageError("--password-stdin: no password on stdin")
+    return password
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """Format rows as aligned columns, counting CJK characters as two cells wide."""
+    import unicodedata
+
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    cols = [max([width(h)] + [width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = [headers, ["-" * n for n in cols], *rows]
+    return "\n".join(
+        "  ".join(cell + " " * (cols[i] - width(cell)) for i, cell in enumerate(line)).rstrip()
+        for line in lines
+    )
+
+
+@main.group()
+def users() -> None:
+    """Logins: add, list, disable, enable, set passwords."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["district", "town", "village"]), required=True)
+@click.option("--area", "area_code", default=None, help="Town or village code (not for district).")
+@click.option("--display-name", default="", help="Name shown in the dashboard.")
+@click.option(
+    "--password-stdin", is_flag=True, required=True, help="Read the password from stdin (a line)."
+)
+@click.pass_context
+def users_add(
+    ctx: click.Context,
+    name: str,
+    role: str,
+    area_code: str | None,
+    display_name: str,
+    password_stdin: bool,
+) -> None:
+    """Create the login NAME."""
+    from datasources.db import upgrade
+    from datasources.users import UserError, add_user
+
+    password = _password_from_stdin()
+    engine = _engine(ctx)
+    upgrade(engine)
+    try:
+        user = add_user(engine, name, password, role, area_code, display_name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    where = f" of {user.area_name} ({user.area_code})" if user.area_code else ""
+    click.echo(f"added {user.role} user {user.username}{where}")
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """Print every login."""
+    from datasources.users import list_users
+
+    rows = [
+        [
+            u.username,
+            u.role,
+            f"{u.area_code} {u.area_name or '?'}" if u.area_code else "-",
+            "yes" if u.disabled else "no",
+            u.last_login_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime(
+                "%Y-%m-%d %H:%M"
+            )
+            if u.last_login_at
+            else "never",
+        ]
+        for u in list_users(_engine(ctx))
+    ]
+    click.echo(_table(["username", "role", "area", "disabled", "last login (UTC+8)"], rows))
+
+
+def _user_change(ctx: click.Context, change: str, name: str, *args: str) -> None:
+    from datasources import users as store
+
+    try:
+        getattr(store, change)(_engine(ctx), name, *args)
+    except store.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@users.command("disable")
+@click.argument("name")
+@click.pass_context
+def users_disable(ctx: click.Context, name: str) -> None:
+    """Stop NAME from logging in (open sessions end within seconds)."""
+    _user_change(ctx, "disable_user", name)
+    click.echo(f"disabled {name}")
+
+
+@users.command("enable")
+@click.argument("name")
+@click.pass_context
+def users_enable(ctx: click.Context, name: str) -> None:
+    """Let NAME log in again."""
+    _user_change(ctx, "enable_user", name)
+    click.echo(f"enabled {name}")
+
+
+@users.command("set-password")
+@click.argument("name")
+@click.option(
+    "--password-stdin", is_flag=True, required=True, help="Read the password from stdin (a line)."
+)
+@click.pass_context
+def users_set_password(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Replace the password of NAME (its open sessions end)."""
+    _user_change(ctx, "set_password", name, _password_from_stdin())
+    click.echo(f"password of {name} changed")
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--user", "username", default=None, help="Only entries of this username.")
+@click.option("--action", default=None, help='Only this action ("login" includes login.failed).')
+@click.pass_context
+def audit(ctx: click.Context, limit: int, username: str | None, action: str | None) -> None:
+    """Print the audit log, newest first."""
+    import json
+
+    from datasources.audit import entries
+
+    rows = [
+        [
+            e.ts.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S"),
+            e.username or "-",
+            e.action,
+            e.address or "-",
+            e.area_code or "-",
+            json.dumps(e.detail, ensure_ascii=False) if e.detail else "",
+        ]
+        for e in entries(_engine(ctx), limit=limit, username=username, action=action)
+    ]
+    click.echo(_table(["time (UTC+8)", "user", "action", "address", "area", "detail"], rows))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""Push live updates over Dash's WebSocket: the feed, today's tiles, alerts, the map's pulse.
+
+One persistent async callback per open page. It subscribes to the worker's pub/sub channel
+(``wushi:{district}:live``, one message per stored batch), keeps the area from the logged-in
+user (never from the client), and pushes with ``set_props``. After a reconnect Dash restarts it;
+it then re-reads the feed list, so nothing shown is lost across server or Redis restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from dash import ctx, set_props
+from dash.exceptions import PreventUpdate
+
+from callbacks import common
+from datasources import live_view
+from datasources.live import LiveKeys
+from datasources.periods import SHANGHAI
+from layouts import ids
+from layouts.components import alert_item, feed_item, today_tiles
+from layouts.i18n import normal_lang, t
+
+log = logging.getLogger("wushi.live")
+
+FEED_SHOWN = 30
+MAP_EVERY_S = 2.0  # dash-leaflet rebuilds every polygon on a restyle: at most one each 2 s
+SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
+STALE_AFTER_S = 60
+
+
+async def _selection(ws: Any) -> tuple[dict[str, Any], str]:
+    filters = await ws.get_prop(ids.FILTERS, "data")
+    lang = await ws.get_prop(ids.LANG, "data")
+    return (filters if isinstance(filters, dict) else {}), normal_lang(lang)
+
+
+def register(app: Any, sources: Any) -> None:
+    """Register the persistent live callback."""
+    district = sources.district
+    keys = LiveKeys(district)
+
+    @app.callback(persistent=True, websocket=True)
+    async def stream_live() -> None:
+        common.user()
+        ws = ctx.websocket
+        backoff = 0.5
+        while not ws.is_shutdown:
+            r = aioredis.from_url(
+                sources.redis_url, socket_connect_timeout=2, health_check_interval=10
+            )
+            try:
+                await _serve(ws, r)
+                return
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+                log.warning("live: redis unavailable (%s); retrying", type(exc).__name__)
+                set_props(ids.DATA_AS_OF, {"className": "asof stale"})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except (PreventUpdate, asyncio.CancelledError):
+                raise
+            except Exception:
+                # Never let an exception's text reach the client (Dash sends it over the socket).
+                log.exception("live callback failed")
+                raise PreventUpdate from None
+            finally:
+                await r.aclose()
+        raise PreventUpdate
+
+    async def _serve(ws: Any, r: aioredis.Redis) -> None:
+        pubsub = r.pubsub()
+        await pubsub.subscribe(keys.channel)
+        try:
+            filters, lang = await _selection(ws)
+            area = common.area(sources, filters)
+            shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
+            await _push_all(r, shown, area.code, lang, force_map=True)
+            last_map = last_slow = time.monotonic()
+            while not ws.is_shutdown:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                changed = False
+                if message and message.get("type") == "message":
+                    filters, lang = await _selection(ws)
+                    new_area = common.area(sources, filters)
+                    if new_area.code != area.code:
+                        area = new_area
+                        shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
+                        changed = True
+                    seen = {e["id"] for e in shown}
+                    fresh = [
+                        e
+                        for e in json.loads(message["data"])
+                        if e.get("id") not in seen and live_view.in_area(e, area.code, district)
+                    ]
+                    if fresh or changed:
+                        shown = (fresh + shown)[:FEED_SHOWN]
+                        _push_feed(shown, lang)
+                        set_props(
+                            ids.TODAY,
+                            {"children": await _today(r, area.code, lang)},
+                        )
+                now = time.monotonic()
+                if now - last_slow >= SLOW_EVERY_S:
+                    filters, lang = await _selection(ws)
+                    area = common.area(sources, filters)
+                    await _push_slow(r, area.code, lang)
+                    last_slow = now
+                if message and now - last_map >= MAP_EVERY_S:
+                    await _push_map(r, area.code)
+                    last_map = now
+        finally:
+            await pubsub.aclose()
+
+    async def _today(r: aioredis.Redis, code: str, lang: str) -> list[Any]:
+        counts = await live_view.today_counts(r, district, code, sources.now())
+        snap = await live_view.snapshot(r, district, code)
+        return today_tiles(counts, snap, lang)
+
+    def _push_feed(shown: list[dict[str, Any]], lang: str) -> None:
+        names = sources.names().of(lang)
+        items = [feed_item(e, names) for e in shown] or [t("no_events", lang)]
+        set_props(ids.LIVE_FEED, {"children": items})
+
+    async def _push_slow(r: aioredis.Redis, code: str, lang: str) -> None:
+        names = sources.names().of(lang)
+        active = await live_view.alerts(r, district, code)
+        set_props(
+            ids.ALERTS,
+            {"children": [alert_item(a, names) for a in active] or t("no_alerts", lang)},
+        )
+        as_of = await live_view.data_as_of(r, district)
+        set_props(ids.FRESHNESS, {"data": {"as_of": as_of, "lang": lang}})
+        stale = as_of is None or time.time() - as_of > STALE_AFTER_S
+        stamp = (
+            "—"
+            if as_of is None
+            else dt.datetime.fromtimestamp(as_of, SHANGHAI).strftime("%H:%M:%S")
+        )
+        set_props(
+            ids.DATA_AS_OF,
+            {
+                "children": f"{t('data_as_of', lang)} {stamp}"
+                + (f" ({t('stale', lang)})" if stale else ""),
+                "className": "asof stale" if stale else "asof",
+            },
+        )
+        set_props(ids.TODAY, {"children": await _today(r, code, lang)})
+
+    async def _push_map(r: aioredis.Redis, code: str) -> None:
+        pulse = await live_view.unanswered_grids(r, district, code)
+        set_props(ids.LIVE_VERSION, {"data": {"t": time.time(), "pulse": pulse}})
+
+    async def _push_all(
+        r: aioredis.Redis, shown: list[dict[str, Any]], code: str, lang: str, force_map: bool
+    ) -> None:
+        _push_feed(shown, lang)
+        await _push_slow(r, code, lang)
+        if force_map:
+            await _push_map(r, code)

@@ -1,0 +1,127 @@
+"""Colour the grids by the chosen metric: only ``hideout`` travels, never the geometry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dash import Input, Output, State
+
+from callbacks import common
+from datasources import panels
+from layouts import ids
+from layouts.components import NODATA, PALETTE, PALETTE_GOOD, legend
+from layouts.i18n import normal_lang
+
+CLASSES = 7
+
+
+def breaks_for(values: list[float]) -> list[float]:
+    """Return up to six class breaks for seven colour classes.
+
+    A break is the lowest value of its class (a value is in class k if it is at least
+    breaks[k - 1]); breaks are quantiles, so each class holds about as many grids, and
+    repeated values (many grids at 100%) collapse into one class instead of splitting.
+    """
+    data = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if data.size == 0:
+        return []
+    qs = np.quantile(data, np.linspace(0, 1, CLASSES + 1)[1:-1], method="higher")
+    low = float(data.min())
+    return sorted({round(float(q), 4) for q in qs if q > low})
+
+
+def colors_for(breaks: list[float], palette: tuple[str, ...]) -> list[str]:
+    """Spread the classes over the whole palette, so two classes still contrast."""
+    classes = len(breaks) + 1
+    if classes == 1:
+        return [palette[len(palette) // 2]]
+    return [palette[round(k * (len(palette) - 1) / (classes - 1))] for k in range(classes)]
+
+
+def hideout_for(
+    values: dict[str, float | None],
+    metric: str,
+    lang: str,
+    *,
+    focus: str | None = None,
+    selected: str | None = None,
+    pulse: list[str] | None = None,
+    dark: bool = False,
+    title: str | None = None,
+) -> tuple[dict[str, Any], list[Any]]:
+    """Return the map's hideout and its legend for a metric's values per grid."""
+    info = panels.METRICS[metric]
+    percent = info.unit_zh == "%"
+    shown = {
+        k: (round(v * 100, 1) if percent else round(v, 1))
+        for k, v in values.items()
+        if v is not None
+    }
+    breaks = breaks_for(list(shown.values()))
+    colors = colors_for(breaks, PALETTE_GOOD if info.higher_is_better else PALETTE)
+    label = info.label_en if lang == "en" else info.label_zh
+    unit = info.unit_en if lang == "en" else info.unit_zh
+    hideout = {
+        "values": shown,
+        "breaks": breaks,
+        "colors": colors,
+        "nodata": NODATA,
+        "pulse": {code: 1 for code in pulse or []},
+        "focus": focus,
+        "selected": selected,
+        "lang": lang,
+        "label": label,
+        "format": "{}" + ("%" if percent else f" {unit}"),
+        "stroke": "#0b1a2e" if dark else "#ffffff",
+    }
+    return hideout, legend(breaks, colors, unit, label, title=title)
+
+
+def grid_values(sources: Any, scope: Any, period: Any, metric: str) -> dict[str, float | None]:
+    """Return the metric per grid of the user's scope (shared between screens for 2 s)."""
+    return sources.cached(
+        ("grid_values", scope.code, period, metric),
+        lambda: panels.grid_values(sources.engine, scope, period, metric, sources.now()),
+    )
+
+
+def register(app: Any, sources: Any) -> None:
+    """Register the map restyling callbacks."""
+
+    @app.callback(
+        Output(ids.GRID_LAYER, "hideout"),
+        Output(ids.LEGEND, "children"),
+        Input(ids.FILTERS, "data"),
+        Input(ids.METRIC, "value"),
+        Input(ids.LANG, "data"),
+        Input(ids.LIVE_VERSION, "data"),
+        Input(ids.WALL_FOCUS, "data"),
+        State(ids.URL, "pathname"),
+    )
+    def update_map_style(filters, metric, lang, live, wall_focus, pathname):
+        lang = normal_lang(lang)
+        metric = metric if metric in panels.METRICS else "closure_rate"
+        area = common.area(sources, filters)
+        scope = common.area(sources, {})
+        period = common.period(sources, filters)
+        values = grid_values(sources, scope, period, metric)
+        pulse = (live or {}).get("pulse") or []
+        if (pathname or "").rstrip("/") == "/wall":
+            # The wall highlights the town of the current 20-second slot, if it is in scope.
+            town = (
+                wall_focus
+                if isinstance(wall_focus, str) and wall_focus.startswith(scope.code)
+                else None
+            )
+            name = sources.names().of(lang).get(town or "", "")
+            return hideout_for(values, metric, lang, focus=town, pulse=pulse, dark=True, title=name)
+        focus = None if area.level == "district" else area.code
+        selected = area.code if area.level == "grid" else None
+        return hideout_for(values, metric, lang, focus=focus, selected=selected, pulse=pulse)
+
+    # The hideout is also kept in the page for the hover text (it shows the current value).
+    app.clientside_callback(
+        "function(h) { window.wushiHideout = h; }",
+        Input(ids.GRID_LAYER, "hideout"),
+    )

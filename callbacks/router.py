@@ -1,0 +1,162 @@
+"""Render the page for the path: the overview, a topic page, or the wall."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from dash import Input, Output, State, html
+
+from callbacks import common
+from datasources import panels
+from datasources.kpi import AreaRef
+from datasources.periods import local_day
+from layouts import ids
+from layouts.i18n import normal_lang
+from layouts.pages import PAGES, PageContext, page, wall
+
+WALL_METRIC = "calls"
+DEFAULT_METRIC = "closure_rate"
+
+
+def parse_search(search: str | None) -> dict[str, str]:
+    """Return the first value of each query-string parameter."""
+    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items() if v}
+
+
+def filters_search(filters: dict[str, Any], lang: str, metric: str | None = None) -> str:
+    """Return the query string that shares a view (CONTRACT.md section 4)."""
+    keys = {"town": "town", "village": "village", "grid": "grid", "start": "from", "end": "to"}
+    params = {q: filters[k] for k, q in keys.items() if filters.get(k)}
+    if metric and metric != DEFAULT_METRIC:
+        params["metric"] = metric
+    if lang == "en":
+        params["lang"] = "en"
+    return "?" + urlencode(params) if params else ""
+
+
+def _label(row: dict[str, Any], lang: str) -> str:
+    return str(row.get("name_en") if lang == "en" else row.get("name"))
+
+
+def dropdown_options(
+    sources: Any, scope: AreaRef, filters: dict[str, Any], lang: str
+) -> dict[str, list[dict[str, str]]]:
+    """Return the towns, villages and grids the user may choose, narrowed by the selection."""
+    opts = sources.cached(
+        ("options", scope.code), lambda: panels.area_options(sources.engine, scope)
+    )
+    town, village = filters.get("town"), filters.get("village")
+    return {
+        "towns": [{"label": _label(r, lang), "value": r["code"]} for r in opts["towns"]],
+        "villages": [
+            {"label": _label(r, lang), "value": r["code"]}
+            for r in opts["villages"]
+            if town is None or r["town_code"] == town
+        ],
+        "grids": [
+            {"label": _label(r, lang), "value": r["code"]}
+            for r in opts["grids"]
+            if village is not None and r["village_code"] == village
+        ],
+    }
+
+
+def metric_options(lang: str) -> list[dict[str, str]]:
+    """Return the map metrics with their labels and units."""
+    out = []
+    for key, info in panels.METRICS.items():
+        label = info.label_en if lang == "en" else info.label_zh
+        unit = info.unit_en if lang == "en" else info.unit_zh
+        out.append({"label": f"{label}（{unit}）" if unit else label, "value": key})
+    return out
+
+
+def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
+    """Return the filters of a shared link, narrowed to what the user may see."""
+    user = common.user()
+    wanted = {
+        "town": query.get("town") or None,
+        "village": query.get("village") or None,
+        "grid": query.get("grid") or None,
+        "start": query.get("from") or None,
+        "end": query.get("to") or None,
+    }
+    try:
+        common.area(sources, wanted)
+    except Exception:
+        # A link to an area the user may not see falls back to their own area.
+        wanted.update(town=None, village=None, grid=None)
+    if user.role == "town":
+        wanted["town"] = user.area_code
+    elif user.role == "village":
+        wanted["village"] = user.area_code
+        wanted["town"] = (user.area_code or "")[:9] or None
+    if wanted["grid"] and not wanted["village"]:
+        wanted["village"] = wanted["grid"][:12]
+    if wanted["village"] and not wanted["town"]:
+        wanted["town"] = wanted["village"][:9]
+    today = local_day(sources.now())
+    wanted["start"] = wanted["start"] or dt.date(today.year, 1, 1).isoformat()
+    wanted["end"] = wanted["end"] or today.isoformat()
+    return wanted
+
+
+def _rotation(sources: Any, scope: AreaRef) -> dict[str, list[str]]:
+    """Return what the wall rotates through: its metrics and the towns in the user's scope."""
+    from callbacks.wall import WALL_METRICS
+
+    towns = sorted(c for c in sources.names().zh if len(c) == 9 and c.startswith(scope.code[:9]))
+    if scope.level == "district":
+        towns = sorted(c for c in sources.names().zh if len(c) == 9)
+    return {"metrics": list(WALL_METRICS), "towns": towns}
+
+
+def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
+    """Return the component tree of ``pathname`` for the logged-in user."""
+    user = common.user()
+    query = parse_search(search)
+    filters = initial_filters(sources, query)
+    scope = common.area(sources, {})
+    is_wall = pathname.rstrip("/") == "/wall"
+    metric = WALL_METRIC if is_wall else query.get("metric", DEFAULT_METRIC)
+    if metric not in panels.METRICS:
+        metric = DEFAULT_METRIC
+    bounds = sources.area_bounds(scope)
+    ctx = PageContext(
+        lang=lang,
+        path=pathname if pathname in PAGES else "/",
+        username=user.display_name or user.username,
+        filters=filters,
+        options=dropdown_options(sources, scope, filters, lang),
+        metrics=metric_options(lang),
+        metric=metric,
+        map_version=sources.geometry_version(),
+        map_bounds=bounds,
+        hideout={"values": {}, "lang": lang},
+        tile_url=sources.settings.tile_url,
+        can_choose_town=user.role == "district",
+        can_choose_village=user.role in ("district", "town"),
+        extra={"rotation": _rotation(sources, scope)} if is_wall else {},
+    )
+    if is_wall:
+        return wall(ctx)
+    return page(ctx, filters_search(filters, lang, metric))
+
+
+def register(app: Any, sources: Any) -> None:
+    """Register the page router."""
+
+    @app.callback(
+        Output(ids.PAGE, "children"),
+        Input(ids.URL, "pathname"),
+        Input(ids.LANG, "data"),
+        State(ids.URL, "search"),
+    )
+    def render_page(pathname: str | None, lang: str | None, search: str | None) -> Any:
+        query = parse_search(search)
+        lang = normal_lang(query.get("lang") or lang)
+        if pathname is None:
+            return html.Div()
+        return build_page(sources, pathname, search or "", lang)

@@ -1,0 +1,143 @@
+"""The open-ticket and per-village tables, and their CSV and Excel exports."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+from dash import ALL, Input, Output, State, ctx, dcc
+from dash.exceptions import PreventUpdate
+
+from callbacks import common
+from datasources import panels
+from datasources.audit import record
+from layouts import ids
+from layouts.i18n import normal_lang, t
+
+TICKET_COLUMNS = (
+    ("id", "col_id"),
+    ("created_at", "col_created"),
+    ("village", "village"),
+    ("grid", "grid"),
+    ("category", "col_category"),
+    ("status", "col_status"),
+    ("title", "col_title"),
+    ("age_hours", "col_age"),
+    ("overdue", "col_overdue"),
+)
+VILLAGE_COLUMNS = (
+    ("name", "col_name"),
+    ("requests", "requests"),
+    ("closure_rate", "closure_rate"),
+    ("satisfaction_rate", "satisfaction_rate"),
+    ("call_answer_rate", "call_answer_rate"),
+    ("petition_batches", "petitions_district"),
+    ("mediations", "mediations"),
+    ("points_redeemed", "points_redeemed"),
+    ("placements_doorstep", "doorstep"),
+    ("placements_urban", "urban"),
+    ("supervision_approved", "supervision_approved"),
+)
+
+
+def ticket_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.DataFrame:
+    """Return the open tickets of the area with language-specific labels."""
+    area = common.area(sources, filters)
+    df = panels.open_tickets(sources.engine, area, sources.now())
+    if df.empty:
+        return pd.DataFrame(columns=[c for c, _ in TICKET_COLUMNS])
+    df = df.copy()
+    en = lang == "en"
+    if en:
+        df["village"], df["grid"] = df["village_en"], df["grid_en"]
+    df["category"] = df["category_en" if en else "category_zh"]
+    overdue = df["overdue_arrival"] | df["overdue_closure"]
+    df["overdue"] = overdue.map({True: "Yes" if en else "是", False: ""})
+    df["age_hours"] = df["age_hours"].round(1)
+    return df[[c for c, _ in TICKET_COLUMNS]]
+
+
+def village_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.DataFrame:
+    """Return the figures per child area, rates as percentages."""
+    area = common.area(sources, filters)
+    period = common.period(sources, filters)
+    df = panels.children_figures(sources.engine, area, period).copy()
+    if lang == "en":
+        df["name"] = df["name_en"]
+    for col in ("closure_rate", "satisfaction_rate", "call_answer_rate"):
+        df[col] = (df[col] * 100).round(2)
+    return df[[c for c, _ in VILLAGE_COLUMNS if c in df]]
+
+
+def column_defs(columns: tuple[tuple[str, str], ...], lang: str) -> list[dict[str, Any]]:
+    """Return AG Grid column definitions with translated headers."""
+    return [{"field": c, "headerName": t(key, lang)} for c, key in columns]
+
+
+FRAMES = {
+    ids.TABLE_TICKETS: (ticket_frame, TICKET_COLUMNS),
+    ids.TABLE_VILLAGES: (village_frame, VILLAGE_COLUMNS),
+}
+
+
+def register(app: Any, sources: Any) -> None:
+    """Register the table fills and the exports."""
+    for table_id, (frame, columns) in FRAMES.items():
+        _register_table(app, sources, table_id, frame, columns)
+
+    @app.callback(
+        Output(ids.DOWNLOAD, "data"),
+        Input({"type": ids.EXPORT_CSV, "table": ALL}, "n_clicks"),
+        Input({"type": ids.EXPORT_XLSX, "table": ALL}, "n_clicks"),
+        State(ids.FILTERS, "data"),
+        State(ids.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    def export_table(_csv, _xlsx, filters, lang):
+        trigger = ctx.triggered_id
+        # New buttons appearing with a page also trigger this: only a real click exports.
+        if not trigger or not ctx.triggered or not ctx.triggered[0].get("value"):
+            raise PreventUpdate
+        user = common.user()
+        lang = normal_lang(lang)
+        table_id = trigger["table"]
+        frame, columns = FRAMES[table_id]
+        df = frame(sources, filters, lang)
+        df = df.rename(columns={c: t(key, lang) for c, key in columns})
+        area = common.area(sources, filters)
+        kind = "csv" if trigger["type"] == ids.EXPORT_CSV else "xlsx"
+        record(
+            sources.engine,
+            action="export",
+            username=user.username,
+            area_code=area.code,
+            detail={"table": table_id, "format": kind, "rows": len(df), "filters": filters or {}},
+        )
+        name = f"wushi-{table_id}-{area.code}"
+        if kind == "csv":
+            # UTF-8 with BOM so Excel opens the Chinese headers correctly.
+            return dcc.send_string(
+                "\ufeff" + df.to_csv(index=False), f"{name}.csv", type="text/csv"
+            )
+        buffer = io.BytesIO()
+        df.to_excel(buffer, index=False, sheet_name=table_id[:31])
+        return dcc.send_bytes(buffer.getvalue(), f"{name}.xlsx")
+
+
+def _register_table(app: Any, sources: Any, table_id: str, frame: Any, columns: Any) -> None:
+    @app.callback(
+        Output(ids.table(table_id, ALL), "rowData"),
+        Output(ids.table(table_id, ALL), "columnDefs"),
+        Input(ids.FILTERS, "data"),
+        Input(ids.LANG, "data"),
+    )
+    def update_table(filters, lang):
+        slots = len(ctx.outputs_list[0])
+        if slots == 0:
+            return [], []
+        lang = normal_lang(lang)
+        df = frame(sources, filters, lang)
+        return [df.to_dict("records")] * slots, [column_defs(columns, lang)] * slots
+
+    update_table.__name__ = f"update_{table_id.replace('-', '_')}"

@@ -1,0 +1,85 @@
+"""The app factory: ``create_app(settings)`` builds the Dash app; nothing happens at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dash import Dash, dcc, html
+from fastapi import FastAPI
+
+from callbacks import register_all
+from dashboard.settings import Settings
+from dashboard.sources import Sources
+from layouts import ids
+from layouts.i18n import t
+from layouts.pages import PageContext, page, wall
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def root_layout() -> html.Div:
+    """Return the shell every page lives in: location, stores, and the page slot."""
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            dcc.Store(id=ids.LANG, storage_type="local", data="zh"),
+            dcc.Store(id=ids.FILTERS, data={}),
+            dcc.Store(id=ids.LIVE_VERSION),
+            dcc.Store(id=ids.FRESHNESS),
+            dcc.Store(id=ids.WALL_FOCUS),
+            html.Div(id=ids.PAGE),
+        ]
+    )
+
+
+def _validation_layout() -> html.Div:
+    """Return every page at once, so Dash can check each callback's ids."""
+    ctx = PageContext(
+        lang="zh",
+        path="/",
+        username="",
+        filters={},
+        options={"towns": [], "villages": [], "grids": []},
+        metrics=[],
+        metric="closure_rate",
+        map_version="0",
+        map_bounds=None,
+        hideout={},
+    )
+    return html.Div([root_layout(), page(ctx), wall(ctx)])
+
+
+def create_app(
+    settings: Settings, sources: Sources | None = None, server: FastAPI | None = None
+) -> Dash:
+    """Build the Dash app on the FastAPI backend, with every callback registered."""
+    if sources is None:
+        from dashboard.web import build_sources
+
+        sources = build_sources(settings)
+    app = Dash(
+        __name__,
+        server=server
+        if server is not None
+        else FastAPI(docs_url=None, redoc_url=None, openapi_url=None),
+        backend="fastapi",
+        assets_folder=str(ASSETS),
+        title=t("app_title", "zh"),
+        update_title=None,
+        suppress_callback_exceptions=True,
+        compress=False,
+        # A wall screen idles for hours: never close its socket for inactivity (Dash's 4001
+        # close is not retried by the client).
+        websocket_inactivity_timeout=0,
+        websocket_heartbeat_interval=10_000,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.layout = root_layout
+    app.validation_layout = _validation_layout()
+    register_all(app, sources)
+    app.wushi_sources = sources  # type: ignore[attr-defined]
+    return app
+
+
+__all__ = ["create_app", "Any"]

@@ -1,0 +1,1 @@
+"""Pure functions that build component trees from plain values; component ids in ``ids``."""

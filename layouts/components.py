@@ -1,0 +1,224 @@
+"""Small building blocks shared by the pages: tiles, feed entries, alerts, legend, panels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from dash import dcc, html
+
+from layouts import ids
+from layouts.i18n import t
+
+# A 7-class sequential palette (ColorBrewer YlOrRd) and its reverse for "higher is better".
+PALETTE = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026")
+PALETTE_GOOD = ("#b10026", "#e31a1c", "#fc4e2a", "#fd8d3c", "#a1d99b", "#41ab5d", "#006d2c")
+NODATA = "#d9d9d9"
+
+
+def fmt_number(value: float | int | None, digits: int = 0) -> str:
+    """Format a number with thousands separators; a dash for missing values."""
+    if value is None:
+        return "—"
+    if digits == 0:
+        return f"{round(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_rate(value: float | None, digits: int = 1) -> str:
+    """Format a fraction as a percentage."""
+    return "—" if value is None else f"{value * 100:.{digits}f}"
+
+
+def tile(
+    label: str, value: str, unit: str = "", sub: str | None = None, tile_id: str | None = None
+) -> html.Div:
+    """Return one headline tile: label, big value with its unit, and a comparison line."""
+    children: list[Any] = [
+        html.Div(label, className="label"),
+        html.Div([html.Span(value), html.Span(unit, className="unit")], className="value"),
+    ]
+    if sub:
+        children.append(html.Div(sub, className="sub"))
+    props = {"id": tile_id} if tile_id else {}
+    return html.Div(children, className="tile", **props)
+
+
+def change_text(change: float | None, lang: str) -> str:
+    """Return a change vs the year before as text, e.g. "同比 -19.6%"."""
+    if change is None:
+        return f"{t('compare', lang)} —"
+    sign = "+" if change > 0 else ""
+    return f"{t('compare', lang)} {sign}{change * 100:.1f}%"
+
+
+def kpi_tiles(k: dict[str, Any], lang: str) -> list[html.Div]:
+    """Return the headline tiles of DESIGN.md's table from a ``kpi()`` result."""
+    resp = k.get("response_minutes") or {}
+    levels = k.get("resolution_levels") or {}
+    petitions = k.get("petitions") or {}
+    employment = k.get("employment") or {}
+    points = k.get("points") or {}
+    supervision = k.get("supervision") or {}
+    devices = k.get("devices") or {}
+    period = f"{k['period']['start']} – {k['period']['end']}"
+    tiles = [
+        tile(t("requests", lang), fmt_number(k["requests"]), t("u_tickets", lang), period),
+        tile(
+            t("closure_rate", lang),
+            fmt_rate(k["closure_rate"], 2),
+            "%",
+            f"{t('closed', lang)} {fmt_number(k['closed'])} {t('u_tickets', lang)}",
+        ),
+        tile(t("on_time_rate", lang), fmt_rate(k["on_time_rate"]), "%"),
+        tile(t("satisfaction_rate", lang), fmt_rate(k["satisfaction_rate"]), "%"),
+        tile(
+            t("response_median", lang),
+            fmt_number(resp.get("median"), 1),
+            t("u_minutes", lang),
+            f"P90 {fmt_number(resp.get('p90'), 1)} {t('u_minutes', lang)}",
+        ),
+        tile(t("call_answer_rate", lang), fmt_rate(k["call_answer_rate"]), "%"),
+        tile(t("grid_share", lang), fmt_rate(levels.get("grid")), "%"),
+    ]
+    for level in ("district", "city"):
+        p = petitions.get(level) if petitions else None
+        if p is not None:
+            tiles.append(
+                tile(
+                    t(f"petitions_{level}", lang),
+                    fmt_number(p["batches"]),
+                    t("u_batches", lang),
+                    f"{fmt_number(p['persons'])} {t('u_persons', lang)} · "
+                    f"{change_text(p['batches_change'], lang)}",
+                )
+            )
+    if k.get("mediations") is not None:
+        tiles.append(tile(t("mediations", lang), fmt_number(k["mediations"]), t("u_tickets", lang)))
+    tiles.append(
+        tile(
+            t("points_redeemed", lang),
+            fmt_number(points.get("redeemed")),
+            t("u_points", lang),
+            f"{t('points_earned', lang)} {fmt_number(points.get('earned'))}",
+        )
+    )
+    if employment:
+        placed = sum(employment.get(k2, 0) for k2 in ("public_welfare", "doorstep", "urban"))
+        tiles.append(
+            tile(
+                t("placements", lang),
+                fmt_number(placed),
+                t("u_people", lang),
+                f"{t('doorstep', lang)} {fmt_number(employment.get('doorstep'))} · "
+                f"{t('urban', lang)} {fmt_number(employment.get('urban'))}",
+            )
+        )
+        tiles.append(
+            tile(
+                t("welfare_posts", lang),
+                fmt_number(employment.get("public_welfare_posts")),
+                t("u_posts", lang),
+            )
+        )
+    if supervision:
+        tiles.append(
+            tile(
+                t("supervision_approved", lang),
+                fmt_number(supervision.get("approved")),
+                t("u_items", lang),
+                f"/ {fmt_number(supervision.get('posted'))}",
+            )
+        )
+    tiles.append(
+        tile(
+            t("devices_online", lang),
+            fmt_number(devices.get("online")),
+            t("u_devices", lang),
+            f"/ {fmt_number(devices.get('installed'))} · {t('low_battery', lang)} "
+            f"{fmt_number(devices.get('low_battery'))}",
+        )
+    )
+    return tiles
+
+
+def today_tiles(counts: dict[str, int], snapshot: dict[str, int], lang: str) -> list[html.Div]:
+    """Return the live tiles of today: calls, new and closed requests, open, unanswered."""
+    return [
+        tile(t("calls_today", lang), fmt_number(counts.get("calls", 0)), t("u_calls", lang)),
+        tile(t("new_today", lang), fmt_number(counts.get("requests", 0)), t("u_tickets", lang)),
+        tile(t("closed_today", lang), fmt_number(counts.get("closed", 0)), t("u_tickets", lang)),
+        tile(t("open_tickets", lang), fmt_number(snapshot.get("open", 0)), t("u_tickets", lang)),
+        tile(t("unanswered", lang), fmt_number(snapshot.get("unanswered", 0)), t("u_calls", lang)),
+    ]
+
+
+def feed_item(entry: dict[str, Any], names: dict[str, str]) -> html.Li:
+    """Return one live-feed entry, carrying the event id as ``data-event-id``."""
+    ts = str(entry.get("ts", ""))
+    clock = ts[11:19] if len(ts) >= 19 else ts
+    where = names.get(entry.get("village") or "", "") or names.get(entry.get("town") or "", "")
+    return html.Li(
+        [html.Span(clock, className="time"), html.Span(where + " "), html.Span(entry.get("text"))],
+        key=entry["id"],
+        **{"data-event-id": entry["id"], "data-kind": entry.get("kind", "")},
+    )
+
+
+def alert_item(alert: dict[str, Any], names: dict[str, str]) -> html.Div:
+    """Return one alert line."""
+    where = names.get(alert.get("village") or "", "") or names.get(alert.get("town") or "", "")
+    ts = str(alert.get("ts", ""))[11:16]
+    return html.Div(f"{ts} {where} {alert.get('text', '')}", className="alert", key=alert["id"])
+
+
+def legend(
+    breaks: Sequence[float], colors: Sequence[str], unit: str, label: str, title: str | None = None
+) -> list[Any]:
+    """Return legend items for a classed colour scale with its unit (and a highlighted area)."""
+    items: list[Any] = []
+    if title:
+        items.append(html.Span(title, className="legend-title"))
+    items.append(html.Span(f"{label}（{unit}）" if unit else label, className="legend-metric"))
+    lows = [None, *breaks]
+    for k, color in enumerate(colors[: len(breaks) + 1]):
+        low, high = lows[k], breaks[k] if k < len(breaks) else None
+        # A break is the lowest value of its class: [low, high).
+        if low is None:
+            text = f"<{_short(high)}" if high is not None else ""
+        elif high is None:
+            text = f"≥{_short(low)}"
+        else:
+            text = f"{_short(low)}–{_short(high)}"
+        items.append(
+            html.Span([html.Span(className="swatch", style={"background": color}), " ", text])
+        )
+    items.append(html.Span([html.Span(className="swatch", style={"background": NODATA}), " —"]))
+    return items
+
+
+def _short(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
+
+
+def panel(title: str, body: Any, panel_id: str | None = None, extra_class: str = "") -> html.Div:
+    """Return a titled panel."""
+    props = {"id": panel_id} if panel_id else {}
+    return html.Div([html.H2(title), body], className=f"panel {extra_class}".strip(), **props)
+
+
+def graph(name: str, height: int = 320) -> dcc.Graph:
+    """Return an empty chart slot filled by a callback; no mode bar, responsive."""
+    return dcc.Graph(
+        id=ids.chart(name),
+        config={"displayModeBar": False, "responsive": True},
+        style={"height": f"{height}px"},
+    )
+
+
+def now_text(now: dt.datetime) -> str:
+    """Return a local clock text."""
+    return now.strftime("%Y-%m-%d %H:%M:%S")

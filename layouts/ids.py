@@ -1,0 +1,74 @@
+"""Every component id, in one place, shared by layouts and callbacks.
+
+``LIVE_FEED`` and ``GRID_MAP`` are public DOM ids (CONTRACT.md section 4). Charts and tables
+appear on some pages only, so their ids are patterns (``chart``/``table`` plus a slot number):
+a callback writing ``ALL`` slots of a chart simply has nothing to do on a page without it,
+where a plain id would be a "nonexistent object" error.
+"""
+
+from typing import Any
+
+URL = "url"
+PAGE = "page-content"
+LANG = "lang-store"
+LANG_SWITCH = "lang-switch"
+WS_STATUS = "ws-status"
+CLOCK = "clock"
+DATA_AS_OF = "data-as-of"
+FRESHNESS = "freshness"
+
+FILTERS = "filters-store"
+TOWN = "filter-town"
+VILLAGE = "filter-village"
+GRID = "filter-grid"
+PERIOD = "filter-period"
+PERIOD_PRESET = "filter-period-preset"
+METRIC = "filter-metric"
+UP = "filter-up"
+AREA_TITLE = "area-title"
+
+GRID_MAP = "grid-map"
+GRID_LAYER = "grid-layer"
+VILLAGE_LAYER = "village-layer"
+TOWN_LAYER = "town-layer"
+LEGEND = "map-legend"
+MAP_VALUES = "map-values"
+
+TILES = "kpi-tiles"
+TODAY = "today-tiles"
+LIVE_FEED = "live-feed"
+ALERTS = "alerts"
+LAST_ID = "live-last-id"
+LIVE_VERSION = "live-version"
+NAV = "nav"
+
+CHART_CLOSURE = "chart-closure"
+CHART_PETITIONS = "chart-petitions"
+CHART_POINTS = "chart-points"
+CHART_POINTS_VILLAGE = "chart-points-village"
+CHART_EMPLOYMENT = "chart-employment"
+CHART_EMPLOYMENT_TOWN = "chart-employment-town"
+CHART_RESPONSE = "chart-response"
+CHART_LEVELS = "chart-levels"
+CHART_SUPERVISION = "chart-supervision"
+CHART_DEVICES = "chart-devices"
+CHART_REQUESTS = "chart-requests"
+
+TABLE_TICKETS = "table-tickets"
+TABLE_VILLAGES = "table-villages"
+EXPORT_CSV = "export-csv"
+EXPORT_XLSX = "export-xlsx"
+DOWNLOAD = "download"
+WALL_TICK = "wall-tick"
+WALL_FOCUS = "wall-focus"
+WALL_ROTATION = "wall-rotation"
+
+
+def chart(name: str, slot: int = 0) -> dict[str, Any]:
+    """Return the id of a chart slot."""
+    return {"chart": name, "n": slot}
+
+
+def table(name: str, slot: int = 0) -> dict[str, Any]:
+    """Return the id of a table slot."""
+    return {"table": name, "n": slot}

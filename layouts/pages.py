@@ -1,0 +1,373 @@
+"""The pages: the overview at ``/``, the topic pages, and the wall at ``/wall``.
+
+Every function here is pure: it takes plain values (language, options, the map's first
+``hideout``) and returns components. Callbacks fill the tiles, charts, tables and the live feed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dash_ag_grid as dag
+from dash import dcc, html
+
+from layouts import ids
+from layouts.components import graph, panel
+from layouts.i18n import t
+from layouts.map import grid_map
+
+# Path, i18n key of the title, and the panels the page shows (in order).
+PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "/": (
+        "nav_overview",
+        (
+            ids.CHART_CLOSURE,
+            ids.CHART_REQUESTS,
+            ids.CHART_PETITIONS,
+            ids.CHART_POINTS,
+            ids.CHART_POINTS_VILLAGE,
+            ids.CHART_EMPLOYMENT,
+            ids.CHART_EMPLOYMENT_TOWN,
+            ids.CHART_RESPONSE,
+            ids.CHART_LEVELS,
+            ids.CHART_SUPERVISION,
+            ids.CHART_DEVICES,
+            ids.TABLE_TICKETS,
+            ids.TABLE_VILLAGES,
+        ),
+    ),
+    "/tickets": (
+        "nav_tickets",
+        (
+            ids.CHART_REQUESTS,
+            ids.CHART_CLOSURE,
+            ids.CHART_RESPONSE,
+            ids.CHART_LEVELS,
+            ids.TABLE_TICKETS,
+        ),
+    ),
+    "/petitions": ("nav_petitions", (ids.CHART_PETITIONS, ids.TABLE_VILLAGES)),
+    "/points": ("nav_points", (ids.CHART_POINTS, ids.CHART_POINTS_VILLAGE, ids.TABLE_VILLAGES)),
+    "/employment": (
+        "nav_employment",
+        (ids.CHART_EMPLOYMENT, ids.CHART_EMPLOYMENT_TOWN, ids.TABLE_VILLAGES),
+    ),
+    "/supervision": ("nav_supervision", (ids.CHART_SUPERVISION, ids.TABLE_VILLAGES)),
+    "/devices": ("nav_devices", (ids.CHART_DEVICES, ids.TABLE_VILLAGES)),
+}
+
+CHART_TITLES = {
+    ids.CHART_CLOSURE: "chart_closure",
+    ids.CHART_REQUESTS: "chart_requests",
+    ids.CHART_PETITIONS: "chart_petitions",
+    ids.CHART_POINTS: "chart_points",
+    ids.CHART_POINTS_VILLAGE: "chart_points_village",
+    ids.CHART_EMPLOYMENT: "chart_employment",
+    ids.CHART_EMPLOYMENT_TOWN: "chart_employment_town",
+    ids.CHART_RESPONSE: "chart_response",
+    ids.CHART_LEVELS: "chart_levels",
+    ids.CHART_SUPERVISION: "chart_supervision",
+    ids.CHART_DEVICES: "chart_devices",
+}
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Plain values a page is built from."""
+
+    lang: str
+    path: str
+    username: str
+    filters: dict[str, Any]
+    options: dict[str, list[dict[str, str]]]
+    metrics: list[dict[str, str]]
+    metric: str
+    map_version: str
+    map_bounds: list[list[float]] | None
+    hideout: dict[str, Any]
+    tile_url: str = ""
+    can_choose_town: bool = True
+    can_choose_village: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _status(lang: str) -> html.Span:
+    return html.Span(
+        t("connecting", lang),
+        id=ids.WS_STATUS,
+        className="status",
+        **{
+            "data-state": "connecting",
+            "data-label-connected": t("live", lang),
+            "data-label-reconnecting": t("reconnecting", lang),
+            "data-label-connecting": t("connecting", lang),
+        },
+    )
+
+
+def _topbar(ctx: PageContext) -> html.Div:
+    lang = ctx.lang
+    return html.Div(
+        [
+            html.H1(t("app_title", lang)),
+            _status(lang),
+            html.Span(id=ids.DATA_AS_OF, className="asof"),
+            html.Span(ctx.username),
+            html.Button(t("language", lang), id=ids.LANG_SWITCH, className="btn", n_clicks=0),
+            html.A(t("logout", lang), href="/logout", className="btn"),
+        ],
+        className="topbar",
+    )
+
+
+def _nav(ctx: PageContext, search: str) -> html.Div:
+    links = [
+        dcc.Link(
+            t(key, ctx.lang),
+            href=path + search,
+            className="active" if path == ctx.path else "",
+        )
+        for path, (key, _panels) in PAGES.items()
+    ]
+    links.append(html.A(t("nav_wall", ctx.lang), href="/wall", target="_blank"))
+    return html.Div(links, className="nav", id=ids.NAV)
+
+
+def _filters(ctx: PageContext) -> html.Div:
+    lang, f = ctx.lang, ctx.filters
+
+    def field_(label: str, control: Any) -> html.Div:
+        return html.Div([html.Label(label), control], className="field")
+
+    return html.Div(
+        [
+            field_(
+                t("town", lang),
+                dcc.Dropdown(
+                    id=ids.TOWN,
+                    options=ctx.options["towns"],
+                    value=f.get("town"),
+                    placeholder=t("all_towns", lang),
+                    clearable=ctx.can_choose_town,
+                    disabled=not ctx.can_choose_town,
+                    searchable=False,
+                ),
+            ),
+            field_(
+                t("village", lang),
+                dcc.Dropdown(
+                    id=ids.VILLAGE,
+                    options=ctx.options["villages"],
+                    value=f.get("village"),
+                    placeholder=t("all_villages", lang),
+                    clearable=ctx.can_choose_village,
+                    disabled=not ctx.can_choose_village,
+                ),
+            ),
+            field_(
+                t("grid", lang),
+                dcc.Dropdown(
+                    id=ids.GRID,
+                    options=ctx.options["grids"],
+                    value=f.get("grid"),
+                    placeholder=t("all_grids", lang),
+                ),
+            ),
+            field_(
+                t("period", lang),
+                dcc.DatePickerRange(
+                    id=ids.PERIOD,
+                    start_date=f.get("start"),
+                    end_date=f.get("end"),
+                    display_format="YYYY-MM-DD",
+                    minimum_nights=0,
+                ),
+            ),
+            field_(
+                t("metric", lang),
+                dcc.Dropdown(
+                    id=ids.METRIC,
+                    options=ctx.metrics,
+                    value=ctx.metric,
+                    clearable=False,
+                    searchable=False,
+                ),
+            ),
+            html.Button(t("up", lang), id=ids.UP, className="btn", n_clicks=0),
+        ],
+        className="filters",
+    )
+
+
+def _side(lang: str) -> html.Div:
+    return html.Div(
+        [
+            panel(t("today", lang), html.Div(id=ids.TODAY, className="tiles")),
+            panel(t("alerts", lang), html.Div(t("no_alerts", lang), id=ids.ALERTS)),
+            panel(
+                t("live_feed", lang),
+                html.Ul(
+                    [html.Li(t("no_events", lang), className="placeholder")],
+                    id=ids.LIVE_FEED,
+                    className="feed",
+                ),
+            ),
+        ],
+        className="side",
+    )
+
+
+def _table(table_id: str, lang: str) -> html.Div:
+    title = t("table_tickets" if table_id == ids.TABLE_TICKETS else "table_villages", lang)
+    return panel(
+        title,
+        html.Div(
+            [
+                html.Div(
+                    [
+                        html.Button(
+                            t("export_csv", lang),
+                            id={"type": ids.EXPORT_CSV, "table": table_id},
+                            className="btn",
+                        ),
+                        html.Button(
+                            t("export_xlsx", lang),
+                            id={"type": ids.EXPORT_XLSX, "table": table_id},
+                            className="btn",
+                        ),
+                    ],
+                    style={"display": "flex", "gap": "8px", "marginBottom": "8px"},
+                ),
+                dag.AgGrid(
+                    id=ids.table(table_id),
+                    columnDefs=[],
+                    rowData=[],
+                    defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                    dashGridOptions={"pagination": True, "paginationPageSize": 20},
+                    style={"height": "460px"},
+                    className="ag-theme-alpine",
+                ),
+            ]
+        ),
+    )
+
+
+def page(ctx: PageContext, search: str = "") -> html.Div:
+    """Return the overview or a topic page for a tablet or desktop."""
+    key, parts = PAGES.get(ctx.path, PAGES["/"])
+    panels = []
+    for part in parts:
+        if part in (ids.TABLE_TICKETS, ids.TABLE_VILLAGES):
+            continue
+        panels.append(panel(t(CHART_TITLES[part], ctx.lang), graph(part)))
+    tables = [
+        _table(part, ctx.lang) for part in parts if part in (ids.TABLE_TICKETS, ids.TABLE_VILLAGES)
+    ]
+    main = html.Div(
+        [
+            html.H2(id=ids.AREA_TITLE),
+            html.Div(id=ids.TILES, className="tiles"),
+            html.Div(
+                [
+                    grid_map(
+                        version=ctx.map_version,
+                        hideout=ctx.hideout,
+                        bounds=ctx.map_bounds,
+                        tile_url=ctx.tile_url,
+                    ),
+                    html.Div(id=ids.LEGEND, className="legend"),
+                ],
+                className="panel map-wrap",
+            ),
+            html.Div(panels, className="panels"),
+            *tables,
+        ],
+        className="main",
+    )
+    return html.Div(
+        [
+            _topbar(ctx),
+            _nav(ctx, search),
+            _filters(ctx),
+            html.Div([main, _side(ctx.lang)], className="content"),
+            html.Div(t("data_note", ctx.lang), className="note"),
+            dcc.Download(id=ids.DOWNLOAD),
+        ],
+        className="shell",
+        **{"data-page": key},
+    )
+
+
+def wall(ctx: PageContext) -> html.Div:
+    """Return the wall screen: a dark, control-free 1920x1080 canvas."""
+    lang = ctx.lang
+    return html.Div(
+        html.Div(
+            [
+                html.Div(
+                    [
+                        html.H1(t("app_title", lang)),
+                        html.Div(
+                            [
+                                html.Span(id=ids.AREA_TITLE, style={"display": "none"}),
+                                _status(lang),
+                                html.Span(id=ids.CLOCK, className="clock"),
+                                html.Span(id=ids.DATA_AS_OF, className="asof"),
+                            ]
+                        ),
+                    ],
+                    className="head",
+                ),
+                html.Div(
+                    [
+                        html.Div(id=ids.TILES, className="tiles"),
+                        panel(t("chart_petitions", lang), graph(ids.CHART_PETITIONS, 330)),
+                    ],
+                    className="col",
+                ),
+                html.Div(
+                    [
+                        grid_map(
+                            version=ctx.map_version,
+                            hideout=ctx.hideout,
+                            bounds=ctx.map_bounds,
+                            tile_url=ctx.tile_url,
+                            dark=True,
+                            size=(930, 860),
+                        ),
+                        html.Div(id=ids.LEGEND, className="legend"),
+                    ],
+                    className="col",
+                ),
+                html.Div(
+                    [
+                        panel(t("today", lang), html.Div(id=ids.TODAY, className="tiles")),
+                        panel(
+                            t("alerts", lang),
+                            html.Div(t("no_alerts", lang), id=ids.ALERTS),
+                            extra_class="alerts-panel",
+                        ),
+                        panel(
+                            t("live_feed", lang),
+                            html.Ul(
+                                [html.Li(t("no_events", lang), className="placeholder")],
+                                id=ids.LIVE_FEED,
+                                className="feed",
+                            ),
+                            extra_class="feed-panel",
+                        ),
+                    ],
+                    className="col",
+                ),
+                dcc.Interval(id=ids.WALL_TICK, interval=1000),
+                dcc.Store(id=ids.WALL_ROTATION, data=ctx.extra.get("rotation")),
+                # The wall has no controls: the rotation drives this hidden metric picker.
+                dcc.Dropdown(
+                    id=ids.METRIC, options=ctx.metrics, value=ctx.metric, style={"display": "none"}
+                ),
+            ],
+            className="wall",
+        ),
+        className="wall-viewport",
+    )

@@ -1,0 +1,200 @@
+"""The dashboard in a real headless Chromium, served by real uvicorn with a real worker.
+
+Screenshots go to ``$WUSHI_TEST_ARTIFACTS`` (default ``/tmp/wushi-shots``) to be looked at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import (
+    ARTIFACTS,
+    LiveStack,
+    browser_context,
+    copy_sqlite,
+    login,
+    require_chromium,
+    wait_for,
+    watch_errors,
+)
+from redis import Redis
+from sqlalchemy import select
+
+from datasources.db import make_engine
+from datasources.kpi import kpi, resolve_area
+from datasources.models import Device, Town
+from datasources.periods import SHANGHAI, Period
+from datasources.users import add_user
+
+PASSWORD = "browser-test-pw"
+pytestmark = pytest.mark.parametrize("history_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def stack(history_url: str, tmp_path_factory) -> Iterator[LiveStack]:
+    """A web server and a worker on a copy of the seeded history and an embedded Redis."""
+    from dashboard.embedded_redis import EmbeddedRedis
+
+    require_chromium()
+    root = tmp_path_factory.mktemp("stack")
+    url = copy_sqlite(history_url, root / "wushi.db")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        town = conn.scalar(select(Town.code).where(Town.name == "洪集镇"))
+    add_user(engine, "wall-admin", PASSWORD, "district", None, display_name="指挥中心")
+    add_user(engine, "hongji", PASSWORD, "town", town, display_name="洪集镇干部")
+    engine.dispose()
+    with EmbeddedRedis(root / "redis") as redis_server:
+        live = LiveStack(url, redis_server.url, root)
+        live.start_worker()
+        live.start_web()
+        try:
+            yield live
+        finally:
+            live.stop()
+
+
+def _device_event(stack: LiveStack) -> dict:
+    engine = make_engine(stack.database_url)
+    with engine.connect() as conn:
+        device, grid = conn.execute(select(Device.id, Device.grid_code).limit(1)).one()
+    engine.dispose()
+    return {
+        "v": 1,
+        "id": uuid.uuid4().hex,
+        "kind": "call.key",
+        "ts": dt.datetime.now(SHANGHAI).isoformat(timespec="seconds"),
+        "grid": grid,
+        "device": device,
+        "key": "call",
+    }
+
+
+def test_wall_draws_607_grids_without_errors(stack):
+    """On /wall a person sees the whole district: 607 grid shapes, and no errors."""
+    with browser_context(1920, 1080) as context:
+        page = context.new_page()
+        errors = watch_errors(page)
+        login(page, stack.base, "wall-admin", PASSWORD)
+        page.goto(f"{stack.base}/wall")
+        cells = "document.querySelectorAll('#grid-map path.grid-cell').length"
+        n = wait_for(page, f"{cells} >= 607 && {cells}")
+        assert n == 607
+        wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
+        time.sleep(1.0)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wall-1920x1080.png"))
+        assert [e for e in errors if "favicon" not in e] == []
+
+
+def test_an_event_reaches_the_feed_and_the_tiles_within_a_second(stack):
+    """A green-key call added to the stream shows in the live feed and today's tiles at once."""
+    with browser_context() as context:
+        page = context.new_page()
+        login(page, stack.base, "wall-admin", PASSWORD)
+        page.goto(f"{stack.base}/")
+        wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
+        wait_for(page, "document.querySelector('#today-tiles .tile .value')")
+        before = page.evaluate("document.querySelector('#today-tiles .tile .value').textContent")
+        event = _device_event(stack)
+        redis = Redis.from_url(stack.redis_url)
+        started = time.monotonic()
+        redis.xadd("wushi:{341504}:events", {"event": json.dumps(event)})
+        wait_for(
+            page,
+            f"document.querySelector('#live-feed [data-event-id=\"{event['id']}\"]') !== null",
+            timeout_s=5,
+        )
+        elapsed = time.monotonic() - started
+        after = page.evaluate("document.querySelector('#today-tiles .tile .value').textContent")
+        assert elapsed < 1.0, f"event took {elapsed:.2f} s to reach the feed"
+        assert int(after.replace(",", "")) == int(before.replace(",", "")) + 1
+
+
+def test_choosing_a_town_changes_the_panels_to_that_town(stack):
+    """Choosing 洪集镇 shows 洪集镇's figures, the same as `wushi kpi` for that town."""
+    engine = make_engine(stack.database_url)
+    with engine.connect() as conn:
+        town = conn.scalar(select(Town.code).where(Town.name == "洪集镇"))
+    today = dt.datetime.now(SHANGHAI).date()
+    period = Period(dt.date(today.year, 1, 1), today)
+    expected = kpi(engine, resolve_area(engine, town=town), period, dt.datetime.now(dt.UTC))
+    district = kpi(engine, resolve_area(engine), period, dt.datetime.now(dt.UTC))
+    engine.dispose()
+    with browser_context(1366, 1024) as context:
+        page = context.new_page()
+        login(page, stack.base, "wall-admin", PASSWORD)
+        page.goto(f"{stack.base}/")
+        first = lambda: page.evaluate(  # noqa: E731
+            "(document.querySelector('#kpi-tiles .tile .value')||{}).textContent"
+        )
+        wait_for(page, "document.querySelector('#kpi-tiles .tile .value')")
+        assert first().replace(",", "") == str(district["requests"])
+        page.goto(f"{stack.base}/?town={town}")
+        wait_for(page, "(document.getElementById('area-title')||{}).textContent.includes('洪集镇')")
+        wait_for(
+            page,
+            "(document.querySelector('#kpi-tiles .tile .value')||{}).textContent === "
+            f"'{expected['requests']:,}'",
+        )
+        assert expected["requests"] < district["requests"]
+
+
+def test_the_language_switch_changes_the_labels(stack):
+    """The English switch turns the labels English, and it stays after a reload."""
+    with browser_context() as context:
+        page = context.new_page()
+        login(page, stack.base, "wall-admin", PASSWORD)
+        page.goto(f"{stack.base}/")
+        wait_for(page, "document.querySelector('#kpi-tiles .tile .label')")
+        assert (
+            page.evaluate("document.querySelector('#kpi-tiles .tile .label').textContent")
+            == "受理量"
+        )
+        page.click("#lang-switch")
+        wait_for(
+            page, "document.querySelector('#kpi-tiles .tile .label').textContent === 'Requests'"
+        )
+        page.reload()
+        wait_for(
+            page,
+            "(document.querySelector('#kpi-tiles .tile .label')||{}).textContent === 'Requests'",
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/wall", (1280, 720)), ("/wall", (1920, 1080)), ("/wall", (3840, 2160)), ("/", (1024, 768))],
+)
+def test_screens_fit(stack, path, size):
+    """The wall fills any 16:9 screen without scrollbars; the overview works on a tablet."""
+    width, height = size
+    with browser_context(width, height) as context:
+        page = context.new_page()
+        login(page, stack.base, "wall-admin", PASSWORD)
+        page.goto(f"{stack.base}{path}")
+        wait_for(page, "document.querySelectorAll('#grid-map path.grid-cell').length >= 607")
+        wait_for(page, "document.querySelector('#kpi-tiles .tile')")
+        time.sleep(1.5)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"{path.strip('/') or 'overview'}-{width}x{height}.png"
+        page.screenshot(path=str(shot))
+        if path == "/wall":
+            overflow = page.evaluate(
+                "[document.documentElement.scrollWidth > innerWidth, "
+                "document.documentElement.scrollHeight > innerHeight]"
+            )
+            assert overflow == [False, False]
+            box = page.evaluate(
+                "(() => { const r = document.querySelector('.wall').getBoundingClientRect();"
+                " return [r.left, r.top, r.right, r.bottom]; })()"
+            )
+            assert box[0] >= -1 and box[1] >= -1 and box[2] <= width + 1 and box[3] <= height + 1
+            assert max(box[2] - box[0], box[3] - box[1]) >= 0.99 * min(width, height * 16 / 9)
+        assert Path(shot).stat().st_size > 10_000
