@@ -123,7 +123,7 @@ def petition_trend(trend: pd.DataFrame, lang: str, dark: bool = False) -> go.Fig
                     line={"color": COLORS[k], "dash": "dot"},
                 )
             )
-    fig.update_xaxes(tickformat="%Y-%m", nticks=6)
+    fig.update_xaxes(tickformat="%Y-%m", nticks=4 if dark else 8, tickangle=0)
     return _layout(fig, dark, t("u_batches", lang))
 
 

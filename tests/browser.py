@@ -85,42 +85,40 @@ class LiveStack:
             "WUSHI_LOG_LEVEL": "WARNING",
         }
 
-    def start_web(self) -> None:
-        log = open(self.var_dir / "web.log", "ab")  # noqa: SIM115 - kept open for the process
-        self.processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "dashboard.asgi:app_factory",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+    def _spawn(self, args: list[str], log_name: str) -> None:
+        # The child keeps its own copy of the log's descriptor; the parent closes its own.
+        with open(self.var_dir / log_name, "ab") as log:
+            self.processes.append(
+                subprocess.Popen(
+                    args,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
+
+    def start_web(self) -> None:
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "dashboard.asgi:app_factory",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            "web.log",
         )
         wait_http(f"{self.base}/healthz")
 
     def start_worker(self) -> None:
-        log = open(self.var_dir / "worker.log", "ab")  # noqa: SIM115
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dashboard.cli", "worker"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
+        self._spawn([sys.executable, "-m", "dashboard.cli", "worker"], "worker.log")
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -197,8 +195,12 @@ def wait_for(page: Any, predicate_js: str, timeout_s: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout_s
     value = None
     while time.monotonic() < deadline:
-        value = page.evaluate(predicate_js)
-        if value:
-            return value
+        try:
+            value = page.evaluate(predicate_js)
+        except Exception as exc:  # the page may be between renders: try again
+            value = repr(exc)[:200]
+        else:
+            if value:
+                return value
         time.sleep(0.1)
     raise TimeoutError(f"{predicate_js!r} stayed falsy ({value!r})")

@@ -100,8 +100,8 @@ def test_an_event_reaches_the_feed_and_the_tiles_within_a_second(stack):
         login(page, stack.base, "wall-admin", PASSWORD)
         page.goto(f"{stack.base}/")
         wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
-        wait_for(page, "document.querySelector('#today-tiles .tile .value')")
-        before = page.evaluate("document.querySelector('#today-tiles .tile .value').textContent")
+        wait_for(page, "document.querySelector('#today-tiles .tile .value span')")
+        before = page.evaluate("document.querySelector('#today-tiles .tile .value span').textContent")
         event = _device_event(stack)
         redis = Redis.from_url(stack.redis_url)
         started = time.monotonic()
@@ -112,7 +112,7 @@ def test_an_event_reaches_the_feed_and_the_tiles_within_a_second(stack):
             timeout_s=5,
         )
         elapsed = time.monotonic() - started
-        after = page.evaluate("document.querySelector('#today-tiles .tile .value').textContent")
+        after = page.evaluate("document.querySelector('#today-tiles .tile .value span').textContent")
         assert elapsed < 1.0, f"event took {elapsed:.2f} s to reach the feed"
         assert int(after.replace(",", "")) == int(before.replace(",", "")) + 1
 
@@ -132,15 +132,15 @@ def test_choosing_a_town_changes_the_panels_to_that_town(stack):
         login(page, stack.base, "wall-admin", PASSWORD)
         page.goto(f"{stack.base}/")
         first = lambda: page.evaluate(  # noqa: E731
-            "(document.querySelector('#kpi-tiles .tile .value')||{}).textContent"
+            "(document.querySelector('#kpi-tiles .tile .value span')||{}).textContent"
         )
-        wait_for(page, "document.querySelector('#kpi-tiles .tile .value')")
+        wait_for(page, "document.querySelector('#kpi-tiles .tile .value span')")
         assert first().replace(",", "") == str(district["requests"])
         page.goto(f"{stack.base}/?town={town}")
         wait_for(page, "(document.getElementById('area-title')||{}).textContent.includes('洪集镇')")
         wait_for(
             page,
-            "(document.querySelector('#kpi-tiles .tile .value')||{}).textContent === "
+            "(document.querySelector('#kpi-tiles .tile .value span')||{}).textContent === "
             f"'{expected['requests']:,}'",
         )
         assert expected["requests"] < district["requests"]
