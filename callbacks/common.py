@@ -29,7 +29,12 @@ def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:
     f = filters or {}
     try:
         return clamp_area(
-            user(), sources.engine, town=f.get("town"), village=f.get("village"), grid=f.get("grid")
+            user(),
+            sources.engine,
+            town=f.get("town"),
+            village=f.get("village"),
+            grid=f.get("grid"),
+            district_code=sources.district,
         )
     except (PermissionError, UnknownArea, LookupError):
         raise PreventUpdate from None

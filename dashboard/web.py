@@ -90,7 +90,7 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
             if user is None:
                 return JSONResponse({"error": "login required"}, status_code=401)
             try:
-                area = clamp_area(user, sources.engine)
+                area = clamp_area(user, sources.engine, district_code=sources.district)
             except PermissionError:
                 return JSONResponse({"error": "forbidden"}, status_code=403)
             version = sources.geometry_version()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from datasources.db import session_scope
 from datasources.models import AuditLog
@@ -38,3 +40,37 @@ def record(
                 detail=detail or {},
             )
         )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit log entry as plain values."""
+
+    ts: dt.datetime
+    username: str | None
+    action: str
+    address: str | None
+    area_code: str | None
+    detail: dict[str, Any]
+
+
+def entries(
+    engine: Engine,
+    *,
+    limit: int = 50,
+    username: str | None = None,
+    action: str | None = None,
+) -> list[AuditEntry]:
+    """Return the newest entries first; ``action`` "login" also matches "login.failed" etc."""
+    stmt = select(AuditLog).order_by(AuditLog.ts.desc(), AuditLog.id.desc()).limit(limit)
+    if username:
+        stmt = stmt.where(AuditLog.username == username)
+    if action:
+        stmt = stmt.where(
+            (AuditLog.action == action) | AuditLog.action.startswith(action + ".", autoescape=True)
+        )
+    with Session(engine) as session:
+        return [
+            AuditEntry(r.ts, r.username, r.action, r.address, r.area_code, dict(r.detail or {}))
+            for r in session.scalars(stmt)
+        ]

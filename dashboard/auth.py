@@ -1,0 +1,872 @@
+"""Logins on the web: session cookie, ASGI middleware, /login and /logout, socket checks, scope.
+
+One plain ASGI middleware wraps the whole FastAPI app (HTTP and WebSocket): it checks the signed
+``wushi_session`` cookie, re-loads the user (cached a few seconds, so disabling a user or logging
+out bites quickly) and puts a ``SessionUser`` into ``CURRENT_USER`` for the request or socket.
+Dash's WebSocket hooks check the session again on connect and on every message. See
+``docs/security.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import ipaddress
+import logging
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from dash import hooks as dash_hooks
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from itsdangerous import BadData, URLSafeTimedSerializer
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+
+from dashboard.settings import Settings
+from datasources import users
+from datasources.audit import record
+from datasources.kpi import AreaRef, UnknownArea, resolve_area
+from datasources.scope import OutOfScope, Scope, own_filter, require
+from datasources.scope import allowed as scope_allows
+from datasources.users import hash_password, verify_password
+
+__all__ = [
+    "CURRENT_USER",
+    "COOKIE_NAME",
+    "AuthMiddleware",
+    "LoginLimiter",
+    "OutOfScope",
+    "SessionUser",
+    "allowed",
+    "clamp_area",
+    "client_address",
+    "hash_password",
+    "register_auth_routes",
+    "register_websocket_hooks",
+    "safe_next",
+    "user_area",
+    "user_scope",
+    "verify_password",
+]
+
+log = logging.getLogger("wushi.auth")
+
+COOKIE_NAME = "wushi_session"
+CACHE_TTL_S = 10.0
+PUBLIC_PATHS = frozenset(
+    {"/login", "/logout", "/_favicon.ico", "/favicon.ico", "/healthz", "/api/v1/events"}
+)
+PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
+MAX_FORM_BYTES = 4096
+
+ASGIScope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[ASGIScope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """The logged-in user of the current request or socket."""
+
+    username: str
+    display_name: str
+    role: str  # district | town | village
+    area_code: str | None  # None for district
+    area_level: str  # the level of area_code: district | town | village
+    session_id: str
+
+
+CURRENT_USER: ContextVar[SessionUser | None] = ContextVar("wushi_current_user", default=None)
+
+
+class SessionStoreUnavailable(RuntimeError):
+    """The database or Redis could not be asked whether a session is still valid."""
+
+
+# --- Where a request comes from --------------------------------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(value: str) -> tuple[Network, ...]:
+    """Parse ``WUSHI_TRUSTED_PROXIES`` (comma-separated addresses or networks)."""
+    return tuple(
+        ipaddress.ip_network(item, strict=False)
+        for item in (part.strip() for part in value.split(","))
+        if item
+    )
+
+
+def _trusted(address: str | None, proxies: tuple[Network, ...]) -> bool:
+    if not address or not proxies:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_address(scope: ASGIScope, proxies: tuple[Network, ...]) -> str | None:
+    """Return the client's address, from ``X-Forwarded-For`` only when the peer is trusted."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if not _trusted(peer, proxies):
+        return peer
+    forwarded = Headers(scope=scope).getlist("x-forwarded-for")
+    hops = [h.strip() for line in forwarded for h in line.split(",") if h.strip()]
+    # Walk from the nearest hop: the first one that is not a trusted proxy is the client; hops
+    # further left were written by the client itself and may be forged.
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_https(scope: ASGIScope, proxies: tuple[Network, ...]) -> bool:
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    client = scope.get("client")
+    if _trusted(client[0] if client else None, proxies):
+        proto = Headers(scope=scope).get("x-forwarded-proto", "")
+        return proto.split(",")[0].strip().lower() == "https"
+    return False
+
+
+def safe_next(value: str | None) -> str:
+    """Return ``value`` if it is a local path to go to after login, else ``/``."""
+    if not value or len(value) > 2000 or not value.startswith("/"):
+        return "/"
+    # "//host" and "/\\host" are read by browsers as another host.
+    if value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path in ("/login", "/logout"):
+        return "/"
+    return value
+
+
+def _is_public(path: str) -> bool:
+    if path in PUBLIC_PATHS:
+        return True
+    if not path.startswith(PUBLIC_PREFIXES):
+        return False
+    # "/assets/../_dash-layout" must not count as a static file.
+    return not any(seg in (".", "..") for seg in path.split("/"))
+
+
+# --- Revoked sessions ------------------------------------------------------------------------
+
+
+class _Revocations:
+    """Session ids ended by logout, kept as long as a cookie could still be presented.
+
+    With Redis: one sorted set ``wushi:{district}:auth:revoked`` (member = session id, score =
+    when it may be forgotten), shared by every web process. Without Redis: this process's memory
+    only, which suits tests and a single process; every deployment has a Redis (embedded by
+    default), so the SQL schema carries no session table.
+    """
+
+    def __init__(self, redis: Redis | None, key: str, keep_s: int) -> None:
+        self._redis = redis
+        self._key = key
+        self._keep_s = keep_s
+        self._memory: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def revoke(self, session_id: str) -> None:
+        now = time.time()
+        if self._redis is not None:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zadd(self._key, {session_id: now + self._keep_s})
+            pipe.zremrangebyscore(self._key, "-inf", now)
+            pipe.expire(self._key, self._keep_s + 60)
+            pipe.execute()
+            return
+        with self._lock:
+            self._memory[session_id] = now + self._keep_s
+            for sid in [s for s, until in self._memory.items() if until <= now]:
+                del self._memory[sid]
+
+    def is_revoked(self, session_id: str) -> bool:
+        if self._redis is not None:
+            until = self._redis.zscore(self._key, session_id)
+        else:
+            with self._lock:
+                until = self._memory.get(session_id)
+        return until is not None and float(until) > time.time()
+
+
+# --- Sessions --------------------------------------------------------------------------------
+
+
+class _Sessions:
+    """Issue, decode, check and end sessions; one per engine and settings, shared by all parts."""
+
+    def __init__(self, settings: Settings, engine: Engine, redis: Redis | None) -> None:
+        secret = settings.resolved_secret_key
+        # Weak, so the per-engine registry can forget engines; the middleware, the routes and
+        # the hook registry each hold the engine itself.
+        self._engine = weakref.ref(engine)
+        self.max_age_s = int(settings.session_hours * 3600)
+        self._signer = URLSafeTimedSerializer(secret, salt="wushi.session")
+        self._tag_key = hashlib.sha256(b"wushi.password-tag:" + secret.encode()).digest()
+        self._revocations = _Revocations(redis, settings.stream_key("auth:revoked"), self.max_age_s)
+        self._cache: dict[str, tuple[float, SessionUser | None]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _password_mark(self, password_tag: str) -> str:
+        return hmac.new(self._tag_key, password_tag.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def issue(self, user: users.User) -> tuple[str, str]:
+        """Return a new cookie value and its session id for ``user``."""
+        session_id = secrets.token_urlsafe(18)
+        # The password mark ends the session when the password changes.
+        payload = {"u": user.username, "s": session_id, "p": self._password_mark(user.password_tag)}
+        return self._signer.dumps(payload), session_id
+
+    def decode(self, token: str | None) -> tuple[str, str, str] | None:
+        """Return (username, session id, password mark) of a valid, unexpired cookie value."""
+        if not token:
+            return None
+        try:
+            data = self._signer.loads(token, max_age=self.max_age_s)
+        except BadData:
+            return None
+        if not isinstance(data, dict):
+            return None
+        values = data.get("u"), data.get("s"), data.get("p")
+        if not all(isinstance(v, str) and v for v in values):
+            return None
+        return values  # type: ignore[return-value]
+
+    def _load(self, username: str, session_id: str, mark: str) -> SessionUser | None:
+        try:
+            if self._revocations.is_revoked(session_id):
+                return None
+            engine = self._engine()
+            if engine is None:
+                raise SessionStoreUnavailable("the database engine is gone")
+            user = users.get_user(engine, username)
+        except (SQLAlchemyError, RedisError, OSError) as exc:
+            log.error("cannot check session of %s: %r", username, exc)
+            raise SessionStoreUnavailable(str(exc)) from exc
+        if user is None or user.disabled:
+            return None
+        if not hmac.compare_digest(self._password_mark(user.password_tag), mark):
+            return None
+        return SessionUser(
+            username=user.username,
+            display_name=user.display_name or user.username,
+            role=user.role,
+            area_code=user.area_code,
+            area_level=user.role,
+            session_id=session_id,
+        )
+
+    async def resolve(self, token: str | None, ttl_s: float) -> SessionUser | None:
+        """Return the user of a cookie value, re-checked in the database at most every ``ttl_s``."""
+        decoded = self.decode(token)
+        if decoded is None:
+            return None
+        username, session_id, mark = decoded
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(session_id)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+        user = await run_in_threadpool(self._load, username, session_id, mark)
+        with self._cache_lock:
+            if len(self._cache) >= 10_000:
+                # Bounded: forget everything rather than track ages; misses only cost a query.
+                self._cache.clear()
+            self._cache[session_id] = (now, user)
+        return user
+
+    def revoke(self, session_id: str) -> None:
+        """End a session everywhere (and at once in this process)."""
+        self._revocations.revoke(session_id)
+        with self._cache_lock:
+            self._cache[session_id] = (time.monotonic(), None)
+
+
+@dataclass
+class _Registry:
+    """Process-wide state: the sessions per engine and what the Dash socket hooks check with.
+
+    Dash's hooks are process-global, so they are registered once and read the latest
+    settings and engine from here.
+    """
+
+    sessions: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], _Sessions]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    hook_sessions: _Sessions | None = None
+    hook_engine: Engine | None = None
+    hook_ttl_s: float = CACHE_TTL_S
+    hooks_registered: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_REGISTRY = _Registry()
+
+
+def _sessions_for(settings: Settings, engine: Engine, redis: Redis | None) -> _Sessions:
+    # The middleware, the routes and the hooks must share one revocation list and user cache,
+    # so that a logout is refused at once by the same process.
+    key = (
+        settings.resolved_secret_key,
+        settings.district_code,
+        settings.session_hours,
+        id(redis) if redis is not None else None,
+    )
+    with _REGISTRY.lock:
+        per_engine = _REGISTRY.sessions.setdefault(engine, {})
+        if key not in per_engine:
+            per_engine[key] = _Sessions(settings, engine, redis)
+        return per_engine[key]
+
+
+# --- Login rate limits -----------------------------------------------------------------------
+
+_FAILURE_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n < tonumber(ARGV[2]) then return 0 end
+local strikes = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+local ms = math.floor(math.min(tonumber(ARGV[3]) * 2 ^ (strikes - 1), tonumber(ARGV[4])))
+redis.call('SET', KEYS[2], '1', 'PX', ms)
+redis.call('DEL', KEYS[1])
+return ms
+"""
+
+
+@dataclass
+class _Counter:
+    failures: int = 0
+    window_ends: float = 0.0
+    locked_until: float = 0.0
+    strikes: int = 0
+    forget_at: float = 0.0
+
+
+class LoginLimiter:
+    """Count failed logins per username and per client address, and lock them out for a while.
+
+    After ``max_failures`` failures within ``window_s`` (per address: ``address_max_failures``,
+    higher because a town office shares one address), the name or address is refused for
+    ``lockout_s``, doubling with each further lockout up to ``max_lockout_s``; lockouts are
+    remembered for ``memory_s``. Redis keys live under ``prefix`` (``wushi:{district}:auth:``);
+    without Redis the counts stay in this process.
+    """
+
+    def __init__(
+        self,
+        redis: Redis | None = None,
+        *,
+        prefix: str = "wushi:auth:",
+        max_failures: int = 5,
+        address_max_failures: int = 20,
+        window_s: float = 60.0,
+        lockout_s: float = 30.0,
+        max_lockout_s: float = 3600.0,
+        memory_s: float = 86400.0,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._max = {"user": max_failures, "addr": address_max_failures}
+        self._window_s = window_s
+        self._lockout_s = lockout_s
+        self._max_lockout_s = max_lockout_s
+        self._memory_s = memory_s
+        self._counters: dict[str, _Counter] = {}
+        self._lock = threading.Lock()
+        self._script = redis.register_script(_FAILURE_SCRIPT) if redis is not None else None
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, redis: Redis | None = None, **kw: Any
+    ) -> LoginLimiter:
+        """Return a limiter with the district's Redis key prefix."""
+        return cls(redis, prefix=settings.stream_key("auth:"), **kw)
+
+    def _subjects(self, username: str, address: str | None) -> list[tuple[str, str]]:
+        if users.USERNAME_RE.fullmatch(username):
+            name = username
+        else:  # keep attacker-chosen strings out of key names
+            name = "~" + hashlib.sha256(username.encode()).hexdigest()[:16]
+        subjects = [("user", name)]
+        if address:
+            subjects.append(("addr", address))
+        return subjects
+
+    def _key(self, kind: str, subject: str, part: str) -> str:
+        return f"{self._prefix}fail:{kind}:{subject}:{part}"
+
+    def locked_for(self, username: str, address: str | None) -> float:
+        """Return how many seconds attempts for this name or from this address are refused."""
+        subjects = self._subjects(username, address)
+        if self._redis is not None:
+            pipe = self._redis.pipeline(transaction=False)
+            for kind, subject in subjects:
+                pipe.pttl(self._key(kind, subject, "lock"))
+            return max([0.0, *(ms / 1000 for ms in pipe.execute() if ms and ms > 0)])
+        now = time.monotonic()
+        with self._lock:
+            waits = [
+                self._counters[f"{k}:{s}"].locked_until - now
+                for k, s in subjects
+                if f"{k}:{s}" in self._counters
+            ]
+        return max([0.0, *waits])
+
+    def failure(self, username: str, address: str | None) -> float:
+        """Count a failed attempt; return the lockout in seconds it started (0 for none)."""
+        started = 0.0
+        for kind, subject in self._subjects(username, address):
+            if self._script is not None:
+                ms = self._script(
+                    keys=[self._key(kind, subject, p) for p in ("n", "lock", "strikes")],
+                    args=[
+                        int(self._window_s * 1000),
+                        self._max[kind],
+                        int(self._lockout_s * 1000),
+                        int(self._max_lockout_s * 1000),
+                        int(self._memory_s * 1000),
+                    ],
+                )
+                started = max(started, int(ms) / 1000)
+            else:
+                started = max(started, self._memory_failure(f"{kind}:{subject}", self._max[kind]))
+        return started
+
+    def _memory_failure(self, name: str, limit: int) -> float:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._counters) > 100_000:
+                self._counters = {k: c for k, c in self._counters.items() if c.forget_at > now}
+            c = self._counters.setdefault(name, _Counter())
+            if now >= c.forget_at:
+                c.strikes = 0
+            if now >= c.window_ends:
+                c.failures, c.window_ends = 0, now + self._window_s
+            c.failures += 1
+            c.forget_at = max(c.forget_at, now + self._window_s)
+            if c.failures < limit:
+                return 0.0
+            c.strikes += 1
+            c.failures = 0
+            seconds = min(self._lockout_s * 2 ** (c.strikes - 1), self._max_lockout_s)
+            c.locked_until = now + seconds
+            c.forget_at = now + max(self._memory_s, seconds)
+            return seconds
+
+    def success(self, username: str) -> None:
+        """Forget the failures and lockouts of ``username`` (not of the address)."""
+        ((kind, subject),) = self._subjects(username, None)
+        if self._redis is not None:
+            self._redis.delete(self._key(kind, subject, "n"), self._key(kind, subject, "strikes"))
+            return
+        with self._lock:
+            self._counters.pop(f"{kind}:{subject}", None)
+
+
+# --- The login page --------------------------------------------------------------------------
+
+WRONG_LOGIN = "用户名或密码错误 / Wrong username or password"
+EMPTY_LOGIN = "请输入用户名和密码 / Enter your username and password"
+UNAVAILABLE = "登录服务暂时不可用，请稍后再试 / Login is unavailable right now; try again shortly"
+
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "same-origin",
+}
+
+_LOGIN_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>登录 · Log in — 无事找书记</title>
+<style>
+*{{box-sizing:border-box}}
+body{{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
+background:#0f2741;color:#1b2733;font:18px/1.5 "Noto Sans CJK SC","PingFang SC",
+"Microsoft YaHei",system-ui,sans-serif}}
+main{{width:min(460px,92vw);background:#fff;border-radius:12px;padding:32px 36px;
+box-shadow:0 8px 32px rgba(0,0,0,.35)}}
+h1{{margin:0 0 4px;font-size:28px;color:#b71c1c}}
+p.sub{{margin:0 0 24px;color:#55606b;font-size:16px}}
+label{{display:block;margin:16px 0 6px;font-weight:600}}
+label span{{font-weight:400;color:#55606b}}
+input,button{{font-family:inherit}}
+input{{width:100%;height:56px;padding:0 14px;font-size:20px;border:2px solid #9aa5b1;
+border-radius:8px}}
+input:focus{{outline:none;border-color:#1565c0;box-shadow:0 0 0 3px rgba(21,101,192,.25)}}
+button{{width:100%;height:60px;margin-top:28px;font-size:22px;font-weight:700;color:#fff;
+background:#c62828;border:0;border-radius:8px;cursor:pointer}}
+button:active{{background:#8e0000}}
+.msg{{margin:0 0 8px;padding:12px 14px;border-radius:8px;background:#fdecea;color:#8e0000;
+font-weight:600}}
+</style></head>
+<body><main>
+<h1>无事找书记 · 指挥中心</h1>
+<p class="sub">叶集区 Yeji District command center</p>
+{message}
+<form method="post" action="/login" autocomplete="on">
+<input type="hidden" name="next" value="{next}">
+<label for="username">用户名 <span>/ Username</span></label>
+<input id="username" name="username" value="{username}" autocomplete="username"
+ autocapitalize="none" autocorrect="off" spellcheck="false" required {focus_user}>
+<label for="password">密码 <span>/ Password</span></label>
+<input id="password" name="password" type="password" autocomplete="current-password" required
+ {focus_password}>
+<button type="submit" id="login-button">登录 / Log in</button>
+</form>
+</main></body></html>
+"""
+
+
+def _login_page(
+    *,
+    next_path: str = "/",
+    message: str = "",
+    username: str = "",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    body = _LOGIN_PAGE.format(
+        next=html.escape(next_path),
+        username=html.escape(username),
+        # After a failed attempt the name is kept, so the password is what to type next.
+        focus_user="" if username else "autofocus",
+        focus_password="autofocus" if username else "",
+        message=f'<p class="msg" role="alert">{html.escape(message)}</p>' if message else "",
+    )
+    return HTMLResponse(body, status_code=status, headers=_PAGE_HEADERS | (headers or {}))
+
+
+def _locked_message(seconds: float) -> str:
+    n = max(1, int(seconds + 0.999))
+    return f"尝试次数过多，请 {n} 秒后再试 / Too many attempts: try again in {n} s"
+
+
+async def _read_form(request: Request) -> dict[str, str] | None:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def register_auth_routes(
+    server: FastAPI,
+    *,
+    settings: Settings,
+    engine: Engine,
+    redis: Redis | None = None,
+    limiter: LoginLimiter | None = None,
+) -> None:
+    """Add ``GET/POST /login`` and ``GET/POST /logout`` to ``server`` (before it starts)."""
+    sessions = _sessions_for(settings, engine, redis)
+    limiter = limiter or LoginLimiter.for_settings(settings, redis)
+    proxies = parse_trusted_proxies(settings.trusted_proxies)
+
+    def audit(action: str, username: str, address: str | None, **detail: Any) -> Awaitable[None]:
+        return run_in_threadpool(
+            record,
+            engine,
+            action=action,
+            username=username[:64],
+            address=address,
+            detail=detail,
+        )
+
+    async def login_form(request: Request) -> Response:
+        return _login_page(next_path=safe_next(request.query_params.get("next")))
+
+    async def login(request: Request) -> Response:
+        form = await _read_form(request)
+        if form is None:
+            return _login_page(message="请求过大 / Request too large", status=413)
+        username = form.get("username", "").strip().lower()
+        password = form.get("password", "")
+        next_path = safe_next(form.get("next"))
+        address = client_address(request.scope, proxies)
+
+        def page(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+            return _login_page(
+                next_path=next_path,
+                username=username[:64],
+                message=message,
+                status=status,
+                headers=headers,
+            )
+
+        if not username or not password:
+            return page(EMPTY_LOGIN, 401)
+        try:
+            wait = await run_in_threadpool(limiter.locked_for, username, address)
+            if wait > 0:
+                log.info("refused login for %r from %s: locked %.0f s", username, address, wait)
+                return page(
+                    _locked_message(wait), 429, {"Retry-After": str(max(1, int(wait + 0.999)))}
+                )
+            check = await run_in_threadpool(users.verify_login, engine, username, password)
+            if check.user is None:
+                lockout = await run_in_threadpool(limiter.failure, username, address)
+                log.warning("failed login for %r from %s (%s)", username, address, check.reason)
+                await audit("login.failed", username, address, reason=check.reason)
+                if lockout:
+                    log.warning("locked out %r / %s for %.0f s", username, address, lockout)
+                    await audit("login.lockout", username, address, seconds=lockout)
+                    return page(f"{WRONG_LOGIN}。{_locked_message(lockout)}", 401)
+                return page(WRONG_LOGIN, 401)
+            await run_in_threadpool(limiter.success, username)
+            user = check.user
+            cookie, session_id = sessions.issue(user)
+            await run_in_threadpool(
+                record,
+                engine,
+                action="login",
+                username=user.username,
+                address=address,
+                area_code=user.area_code,
+                detail={"session": session_id[:8]},
+            )
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            log.error("login for %r failed: %r", username, exc)
+            return page(UNAVAILABLE, 503)
+        log.info("login %s from %s", user.username, address)
+        response = RedirectResponse(next_path, status_code=303)
+        response.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            max_age=sessions.max_age_s,
+            path="/",
+            secure=_is_https(request.scope, proxies),
+            httponly=True,
+            samesite="lax",
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def logout(request: Request) -> Response:
+        decoded = sessions.decode(request.cookies.get(COOKIE_NAME))
+        if decoded is not None:
+            username, session_id, _mark = decoded
+            address = client_address(request.scope, proxies)
+            try:
+                await run_in_threadpool(sessions.revoke, session_id)
+                await audit("logout", username, address, session=session_id[:8])
+            except (RedisError, SQLAlchemyError, OSError) as exc:
+                # The cookie is still deleted below; the session may live until it expires.
+                log.error("logout of %s could not be recorded: %r", username, exc)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(
+            COOKIE_NAME,
+            path="/",
+            secure=_is_https(request.scope, proxies),
+            httponly=True,
+            samesite="lax",
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    server.add_api_route("/login", login_form, methods=["GET"], include_in_schema=False)
+    server.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
+    server.add_api_route("/logout", logout, methods=["GET", "POST"], include_in_schema=False)
+
+
+# --- The middleware --------------------------------------------------------------------------
+
+
+class AuthMiddleware:
+    """Require a valid session on every HTTP request and WebSocket except the public paths."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        engine: Engine,
+        redis: Redis | None = None,
+        cache_ttl_s: float = CACHE_TTL_S,
+    ) -> None:
+        self.app = app
+        self._engine = engine  # keeps it alive for the sessions, which refer to it weakly
+        self._sessions = _sessions_for(settings, engine, redis)
+        self._ttl_s = cache_ttl_s
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        user: SessionUser | None = None
+        if not _is_public(scope["path"]):
+            token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(COOKIE_NAME)
+            try:
+                user = await self._sessions.resolve(token, self._ttl_s)
+            except SessionStoreUnavailable:
+                await _refuse(scope, receive, send, 503)
+                return
+            if user is None:
+                await _refuse(scope, receive, send, 401)
+                return
+        reset = CURRENT_USER.set(user)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CURRENT_USER.reset(reset)
+
+
+async def _refuse(scope: ASGIScope, receive: Receive, send: Send, status: int) -> None:
+    if scope["type"] == "websocket":
+        # Closing before accept makes the server answer the handshake with HTTP 403; 1013 (try
+        # again later) lets Dash's client retry when only the session store is down.
+        code = 1013 if status == 503 else 4401
+        await send({"type": "websocket.close", "code": code, "reason": "login required"})
+        return
+    headers = Headers(scope=scope)
+    path = scope["path"]
+    is_page = (
+        scope["method"] in ("GET", "HEAD")
+        and not path.startswith(("/_dash-", "/api/"))
+        and "text/html" in headers.get("accept", "")
+    )
+    response: Response
+    if status == 503:
+        response = JSONResponse({"error": "session store unavailable"}, status_code=503)
+    elif is_page:
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = path + ("?" + query if query else "")
+        response = RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
+    else:
+        response = JSONResponse({"error": "login required"}, status_code=401)
+    response.headers["Cache-Control"] = "no-store"
+    await response(scope, receive, send)
+
+
+# --- Dash WebSocket hooks --------------------------------------------------------------------
+
+
+def _identity(user: SessionUser) -> tuple[str, str, str | None, str]:
+    return user.username, user.role, user.area_code, user.session_id
+
+
+async def _socket_user(websocket: Any) -> SessionUser | None:
+    sessions = _REGISTRY.hook_sessions
+    if sessions is None:
+        return None
+    return await sessions.resolve(websocket.cookies.get(COOKIE_NAME), _REGISTRY.hook_ttl_s)
+
+
+async def check_socket_connect(websocket: Any) -> bool | tuple[int, str]:
+    """Allow a Dash socket only with a valid session (Dash hook ``websocket_connect``)."""
+    try:
+        user = await _socket_user(websocket)
+    except SessionStoreUnavailable:
+        return (1013, "session store unavailable")
+    return True if user is not None else (4401, "login required")
+
+
+async def check_socket_message(websocket: Any, message: Any) -> bool | tuple[int, str]:
+    """Close a Dash socket whose session ended or changed (Dash hook ``websocket_message``)."""
+    try:
+        user = await _socket_user(websocket)
+    except SessionStoreUnavailable:
+        return (1013, "session store unavailable")
+    if user is None:
+        # 4001: Dash's client does not reconnect; the page must be reloaded (to the login).
+        return (4001, "session ended")
+    current = CURRENT_USER.get()
+    if current is not None and _identity(current) != _identity(user):
+        return (4001, "session changed")
+    return True
+
+
+def register_websocket_hooks(
+    settings: Settings,
+    engine: Engine,
+    redis: Redis | None = None,
+    *,
+    cache_ttl_s: float = CACHE_TTL_S,
+) -> None:
+    """Make Dash's socket hooks check sessions against these settings (registered once)."""
+    sessions = _sessions_for(settings, engine, redis)
+    with _REGISTRY.lock:
+        _REGISTRY.hook_sessions = sessions
+        _REGISTRY.hook_engine = engine
+        _REGISTRY.hook_ttl_s = cache_ttl_s
+        if not _REGISTRY.hooks_registered:
+            dash_hooks.websocket_connect()(check_socket_connect)
+            dash_hooks.websocket_message()(check_socket_message)
+            _REGISTRY.hooks_registered = True
+
+
+# --- Areas -----------------------------------------------------------------------------------
+
+
+def user_scope(user: SessionUser) -> Scope:
+    """Return what ``user`` may see."""
+    return Scope(user.role, user.area_code if user.role != "district" else None)
+
+
+def user_area(user: SessionUser, engine: Engine, *, district_code: str = "341504") -> AreaRef:
+    """Return the user's own area (the district, their town or their village)."""
+    return resolve_area(engine, **own_filter(user_scope(user)), district_code=district_code)
+
+
+def allowed(user: SessionUser | None, area: AreaRef) -> bool:
+    """Return whether ``user`` may see ``area`` (never for no user)."""
+    return user is not None and scope_allows(user_scope(user), area)
+
+
+def clamp_area(
+    user: SessionUser | None,
+    engine: Engine,
+    town: str | None = None,
+    village: str | None = None,
+    grid: str | None = None,
+    *,
+    district_code: str = "341504",
+) -> AreaRef:
+    """Return the requested area (the user's own when none is named) or raise PermissionError."""
+    if user is None:
+        raise OutOfScope("no user")
+    scope = user_scope(user)
+    filters = {"town": town, "village": village, "grid": grid}
+    if not any(filters.values()):
+        filters = dict(own_filter(scope))
+    try:
+        area = resolve_area(engine, **filters, district_code=district_code)  # type: ignore[arg-type]
+    except UnknownArea as exc:
+        # Unknown and forbidden look alike, so probing does not reveal which codes exist.
+        raise OutOfScope(str(exc)) from None
+    require(scope, area)
+    return area
