@@ -485,6 +485,8 @@ def demo(ctx: click.Context, rate: float, no_simulator: bool) -> None:
             "WUSHI_REDIS_URL": redis_url,
             "WUSHI_DATABASE_URL": settings.resolved_database_url,
             "WUSHI_VAR_DIR": str(settings.var_dir),
+            # Keep the terminal for the banner: the children log warnings only.
+            "WUSHI_LOG_LEVEL": os.environ.get("WUSHI_LOG_LEVEL", "WARNING"),
         }
         command = [sys.executable, "-m", "dashboard.cli"]
         children = [subprocess.Popen([*command, "worker"], env=env)]
