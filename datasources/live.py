@@ -277,9 +277,29 @@ def feed_entry(
     }
 
 
+# Codes that appear as the detail of a feed line, in the words a person reads.
+_DETAIL_TEXT = {
+    "call": "绿键（找书记）",
+    "hangup": "红键（挂断）",
+    "satisfied": "满意",
+    "unsatisfied": "不满意",
+    "grid": "网格",
+    "village": "村",
+    "town": "镇",
+    "district": "区",
+    "city": "市",
+    "province": "省",
+    "national": "国家",
+    "public_welfare": "公益性岗位",
+    "doorstep": "家门口就业",
+    "urban": "城镇就业",
+}
+
+
 def kind_text(kind: str, detail: str = "") -> str:
     """Return a short Chinese label of an event for the feed."""
     label = _KIND_TEXT.get(kind, kind)
+    detail = _DETAIL_TEXT.get(detail, detail)
     return f"{label}：{detail}" if detail else label
 
 
