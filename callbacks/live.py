@@ -33,6 +33,8 @@ FEED_SHOWN = 30
 MAP_EVERY_S = 2.0  # dash-leaflet rebuilds every polygon on a restyle: at most one each 2 s
 SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
+FLUSH_S = 0.15  # feed and today's tiles: at most one browser update per 150 ms
+SELECTION_EVERY_S = 1.0  # how often the page's filters and language are read back
 
 
 async def _selection(ws: Any) -> tuple[dict[str, Any], str]:
@@ -81,34 +83,43 @@ def register(app: Any, sources: Any) -> None:
             area = common.area(sources, filters)
             shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
             await _push_all(r, shown, area.code, lang, force_map=True)
-            last_map = last_slow = time.monotonic()
+            last_map = last_slow = last_selection = last_flush = time.monotonic()
+            pending: list[dict[str, Any]] = []
+            flush_at: float | None = None
             while not ws.is_shutdown:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                changed = False
-                if message and message.get("type") == "message":
+                wait = 1.0 if flush_at is None else max(0.0, flush_at - time.monotonic())
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+                now = time.monotonic()
+                if now - last_selection >= SELECTION_EVERY_S:
+                    # The page's filters are read now and then, not per message: every read is a
+                    # round trip to a browser that may be busy drawing.
                     filters, lang = await _selection(ws)
+                    last_selection = now
                     new_area = common.area(sources, filters)
                     if new_area.code != area.code:
                         area = new_area
                         shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
-                        changed = True
-                    seen = {e["id"] for e in shown}
-                    fresh = [
+                        pending, flush_at = [], now
+                if message and message.get("type") == "message":
+                    batch = [
                         e
                         for e in json.loads(message["data"])
-                        if e.get("id") not in seen and live_view.in_area(e, area.code, district)
+                        if live_view.in_area(e, area.code, district)
                     ]
-                    if fresh or changed:
-                        shown = (fresh + shown)[:FEED_SHOWN]
-                        _push_feed(shown, lang)
-                        set_props(
-                            ids.TODAY,
-                            {"children": await _today(r, area.code, lang)},
-                        )
-                now = time.monotonic()
+                    if batch:
+                        pending = batch + pending  # each message is newest first, and newer
+                        # Leading edge: an event after a quiet spell shows at once.
+                        flush_at = flush_at or max(now, last_flush + FLUSH_S)
+                if flush_at is not None and now >= flush_at:
+                    # Many batches a second become one update: the browser redraws at most
+                    # every FLUSH_S, however fast events come.
+                    seen = {e["id"] for e in shown}
+                    fresh = [e for e in pending if e.get("id") not in seen]
+                    shown = (fresh + shown)[:FEED_SHOWN]
+                    _push_feed(shown, lang)
+                    set_props(ids.TODAY, {"children": await _today(r, area.code, lang)})
+                    pending, flush_at, last_flush = [], None, now
                 if now - last_slow >= SLOW_EVERY_S:
-                    filters, lang = await _selection(ws)
-                    area = common.area(sources, filters)
                     await _push_slow(r, area.code, lang)
                     last_slow = now
                 if message and now - last_map >= MAP_EVERY_S:

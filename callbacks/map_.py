@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -99,29 +100,41 @@ def register(app: Any, sources: Any) -> None:
         Input(ids.WALL_FOCUS, "data"),
         State(ids.URL, "pathname"),
     )
-    def update_map_style(filters, metric, lang, live, wall_focus, pathname):
-        lang = normal_lang(lang)
-        metric = metric if metric in panels.METRICS else "closure_rate"
-        area = common.area(sources, filters)
-        scope = common.area(sources, {})
-        period = common.period(sources, filters)
-        values = grid_values(sources, scope, period, metric)
-        pulse = (live or {}).get("pulse") or []
-        if (pathname or "").rstrip("/") == "/wall":
-            # The wall highlights the town of the current 20-second slot, if it is in scope.
-            town = (
-                wall_focus
-                if isinstance(wall_focus, str) and wall_focus.startswith(scope.code)
-                else None
-            )
-            name = sources.names().of(lang).get(town or "", "")
-            return hideout_for(values, metric, lang, focus=town, pulse=pulse, dark=True, title=name)
-        focus = None if area.level == "district" else area.code
-        selected = area.code if area.level == "grid" else None
-        return hideout_for(values, metric, lang, focus=focus, selected=selected, pulse=pulse)
+    async def update_map_style(filters, metric, lang, live, wall_focus, pathname):
+        # In a thread: Dash's FastAPI backend runs sync callbacks on the event loop itself.
+        return await asyncio.to_thread(
+            _map_style, sources, filters, metric, normal_lang(lang), live, wall_focus, pathname
+        )
 
     # The hideout is also kept in the page for the hover text (it shows the current value).
     app.clientside_callback(
         "function(h) { window.wushiHideout = h; }",
         Input(ids.GRID_LAYER, "hideout"),
     )
+
+
+def _map_style(
+    sources: Any,
+    filters: Any,
+    metric: str | None,
+    lang: str,
+    live: Any,
+    wall_focus: Any,
+    pathname: str | None,
+) -> tuple[dict[str, Any], list[Any]]:
+    """Return the hideout and legend for the page's filters, metric and live state."""
+    metric = metric if metric in panels.METRICS else "closure_rate"
+    area = common.area(sources, filters)
+    scope = common.area(sources, {})
+    period = common.period(sources, filters)
+    values = grid_values(sources, scope, period, metric)
+    pulse = (live or {}).get("pulse") or []
+    if (pathname or "").rstrip("/") == "/wall":
+        # The wall highlights the town of the current 20-second slot, if it is in scope.
+        in_scope = isinstance(wall_focus, str) and wall_focus.startswith(scope.code)
+        town = wall_focus if in_scope else None
+        name = sources.names().of(lang).get(town or "", "")
+        return hideout_for(values, metric, lang, focus=town, pulse=pulse, dark=True, title=name)
+    focus = None if area.level == "district" else area.code
+    selected = area.code if area.level == "grid" else None
+    return hideout_for(values, metric, lang, focus=focus, selected=selected, pulse=pulse)

@@ -1,7 +1,13 @@
-"""Fill the headline tiles and the charts for the chosen area and period."""
+"""Fill the headline tiles and the charts for the chosen area and period.
+
+The callbacks are async and do their work in a thread: Dash's FastAPI backend runs a plain
+(sync) callback on the event loop itself, which would make the page's requests wait for each
+other and hold up the live socket while a chart is computed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -131,16 +137,19 @@ def register(app: Any, sources: Any) -> None:
         Input(ids.LIVE_VERSION, "data"),
         State(ids.URL, "pathname"),
     )
-    def update_tiles(filters, lang, _live, pathname):
-        lang = normal_lang(lang)
-        area, period, figures = _figures(sources, filters)
-        tiles = kpi_tiles(figures, lang)
-        if _is_wall(pathname):
-            tiles = tiles[:WALL_TILES]
-        return tiles, area_title(sources, area, period, lang)
+    async def update_tiles(filters, lang, _live, pathname):
+        return await asyncio.to_thread(_tiles, sources, filters, normal_lang(lang), pathname)
 
     for chart_id, draw in _chart_callbacks().items():
         _register_chart(app, sources, chart_id, draw)
+
+
+def _tiles(sources: Any, filters: Any, lang: str, pathname: str | None) -> tuple[Any, str]:
+    area, period, figures = _figures(sources, filters)
+    tiles = kpi_tiles(figures, lang)
+    if _is_wall(pathname):
+        tiles = tiles[:WALL_TILES]
+    return tiles, area_title(sources, area, period, lang)
 
 
 def _register_chart(app: Any, sources: Any, chart_id: str, draw: ChartFn) -> None:
@@ -150,13 +159,16 @@ def _register_chart(app: Any, sources: Any, chart_id: str, draw: ChartFn) -> Non
         Input(ids.LANG, "data"),
         State(ids.URL, "pathname"),
     )
-    def update_chart(filters, lang, pathname):
+    async def update_chart(filters, lang, pathname):
         slots = len(ctx.outputs_list)
         if slots == 0:
             return []
-        area = common.area(sources, filters)
-        period = common.period(sources, filters)
-        figure = draw(sources, area, period, normal_lang(lang), _is_wall(pathname))
-        return [figure] * slots
+
+        def compute() -> Any:
+            area = common.area(sources, filters)
+            period = common.period(sources, filters)
+            return draw(sources, area, period, normal_lang(lang), _is_wall(pathname))
+
+        return [await asyncio.to_thread(compute)] * slots
 
     update_chart.__name__ = f"update_{chart_id.replace('-', '_')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -132,12 +133,12 @@ def _register_table(app: Any, sources: Any, table_id: str, frame: Any, columns: 
         Input(ids.FILTERS, "data"),
         Input(ids.LANG, "data"),
     )
-    def update_table(filters, lang):
+    async def update_table(filters, lang):
         slots = len(ctx.outputs_list[0])
         if slots == 0:
             return [], []
         lang = normal_lang(lang)
-        df = frame(sources, filters, lang)
+        df = await asyncio.to_thread(frame, sources, filters, lang)
         return [df.to_dict("records")] * slots, [column_defs(columns, lang)] * slots
 
     update_table.__name__ = f"update_{table_id.replace('-', '_')}"

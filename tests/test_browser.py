@@ -93,29 +93,54 @@ def test_wall_draws_607_grids_without_errors(stack):
         assert [e for e in errors if "favicon" not in e] == []
 
 
+OBSERVE_FEED = """
+(() => {
+    window.__seen = {};
+    const note = (node) => {
+        if (node.nodeType !== 1) return;
+        const id = node.getAttribute('data-event-id');
+        if (id && !(id in window.__seen)) {
+            window.__seen[id] = performance.timeOrigin + performance.now();
+        }
+    };
+    const observer = new MutationObserver(
+        (records) => records.forEach((r) => r.addedNodes.forEach(note)));
+    observer.observe(document.body, {childList: true, subtree: true});
+    return true;
+})()
+"""
+
+
 def test_an_event_reaches_the_feed_and_the_tiles_within_a_second(stack):
-    """A green-key call added to the stream shows in the live feed and today's tiles at once."""
+    """A green-key call added to the stream shows in the live feed and today's tiles at once.
+
+    The page notes when each entry appears (a MutationObserver); the test notes when it wrote
+    the event to Redis. One warm-up event, then three measured ones; the median must be under a
+    second (a single sample on a busy two-core machine says little).
+    """
     with browser_context() as context:
         page = context.new_page()
         login(page, stack.base, "wall-admin", PASSWORD)
         page.goto(f"{stack.base}/")
         wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
         wait_for(page, "document.querySelector('#today-tiles .tile .value span')")
+        page.evaluate(OBSERVE_FEED)
         first_today = "document.querySelector('#today-tiles .tile .value span').textContent"
-        before = page.evaluate(first_today)
-        event = _device_event(stack)
+        before = int(page.evaluate(first_today).replace(",", ""))
         redis = Redis.from_url(stack.redis_url)
-        started = time.monotonic()
-        redis.xadd("wushi:{341504}:events", {"event": json.dumps(event)})
-        wait_for(
-            page,
-            f"document.querySelector('#live-feed [data-event-id=\"{event['id']}\"]') !== null",
-            timeout_s=5,
-        )
-        elapsed = time.monotonic() - started
-        after = page.evaluate(first_today)
-        assert elapsed < 1.0, f"event took {elapsed:.2f} s to reach the feed"
-        assert int(after.replace(",", "")) == int(before.replace(",", "")) + 1
+        latencies = []
+        for k in range(4):
+            event = _device_event(stack)
+            sent = time.time()
+            redis.xadd("wushi:{341504}:events", {"event": json.dumps(event)})
+            shown = wait_for(page, f"window.__seen[{json.dumps(event['id'])}]", timeout_s=10)
+            if k > 0:
+                latencies.append(shown / 1000 - sent)
+            time.sleep(0.5)
+        redis.close()
+        latencies.sort()
+        assert latencies[1] < 1.0, f"events took {latencies} s to reach the feed"
+        wait_for(page, f"{first_today} === '{before + 4:,}'", timeout_s=5)
 
 
 def test_choosing_a_town_changes_the_panels_to_that_town(stack):

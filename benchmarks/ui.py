@@ -1,0 +1,954 @@
+"""Benchmark: what a person at the screen waits for, in a real headless Chromium.
+
+Starts the real stack the browser tests use (``tests/browser.py``: ``uvicorn`` with the app and
+a ``wushi worker`` as subprocesses, on an embedded Redis) against a freshly seeded SQLite
+database (``wushi seed --demo`` through the CLI, about a minute) or a copy of ``--db``, logs in
+through the real form as a district user, and measures:
+
+1. ``/wall`` load: from ``page.goto`` to 607 grid shapes, every headline tile filled and today's
+   tiles present (``--runs`` fresh pages; the first one after the login only, later ones with a
+   warm HTTP cache). Target: <= 2 s.
+2. Event-to-screen latency while ``wushi simulate --rate R`` runs: probe ``call.key`` events
+   XADDed from here every 250 ms; latency = first appearance of the probe's
+   ``[data-event-id]`` in ``#live-feed`` (a MutationObserver, ``performance.timeOrigin +
+   performance.now()``) minus ``time.time()`` just before the XADD. Target: p95 <= 250 ms.
+3. Choosing a town in the dropdown (click ``#filter-town``, click the option) until the area
+   title names the town, the first tile shows ``datasources.kpi.kpi`` for the town and this
+   year so far, and every chart has fired ``plotly_afterplot``. Target: p95 <= 300 ms.
+4. Bytes on the wire for the map layers (``/api/v1/{grids,villages,towns}.geojson``) and for the
+   whole first load of ``/wall``. Target: the grid layer <= 150 KB compressed.
+
+    python benchmarks/ui.py [--db PATH] [--runs N] [--rate 200] [--seconds 30] [--keep]
+
+Everything started here (web, worker, simulator, Redis, Chromium) is stopped on exit, error,
+Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+WUSHI = Path(sys.executable).with_name("wushi")
+USER, PASSWORD = "bench", "bench-password-1"
+GRIDS = 607
+TARGET_WALL_S = 2.0
+TARGET_EVENT_P95_MS = 250.0
+TARGET_TOWN_P95_MS = 300.0
+TARGET_GRID_KB = 150.0
+LAYERS = ("grids", "villages", "towns")
+
+
+def log(message: str) -> None:
+    """Print a progress line (stderr, flushed, with the wall-clock time)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --- Setup ----------------------------------------------------------------------------------
+
+
+def seed_database(workdir: Path) -> str:
+    """Seed a fresh SQLite database with ``wushi seed --demo`` (the real CLI) and return its URL."""
+    url = f"sqlite:///{workdir / 'wushi.db'}"
+    env = os.environ | {"WUSHI_DATABASE_URL": url, "WUSHI_VAR_DIR": str(workdir / "var")}
+    log(f"seeding {url} with `wushi seed --demo` (about a minute) ...")
+    began = time.perf_counter()
+    with open(workdir / "seed.log", "wb") as out:
+        proc = subprocess.run(
+            [str(WUSHI), "seed", "--demo"], cwd=workdir, env=env, stdout=out, stderr=out
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"seeding failed; see {workdir / 'seed.log'}")
+    log(f"seeded in {time.perf_counter() - began:.0f} s")
+    return url
+
+
+def prepare_database(args: argparse.Namespace, workdir: Path) -> str:
+    """Return the URL of the database to serve: a fresh seed, or a copy of ``--db``."""
+    from browser import copy_sqlite
+    from sqlalchemy import select
+
+    from datasources.db import make_engine
+    from datasources.models import User
+    from datasources.users import add_user
+
+    if args.db:
+        source = Path(args.db).resolve()
+        if not source.exists():
+            raise SystemExit(f"--db {source} does not exist")
+        log(f"copying {source} (the benchmark adds a user and events) ...")
+        url = copy_sqlite(f"sqlite:///{source}", workdir / "wushi.db")
+    else:
+        url = seed_database(workdir)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        exists = conn.scalar(select(User.id).where(User.username == USER))
+    if not exists:
+        add_user(engine, USER, PASSWORD, "district", None)
+    engine.dispose()
+    return url
+
+
+def start_simulator(env: dict[str, str], rate: float, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``wushi simulate --rate RATE`` in its own session."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dashboard.cli", "simulate", "--rate", f"{rate:g}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started in its own session (SIGTERM, then SIGKILL)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# --- 1 and 4: the wall's load ---------------------------------------------------------------
+
+WALL_PROBE = """
+(() => {
+  if (location.pathname !== '/wall') return;
+  const parts = window.__wallParts = {};
+  const mark = (name, ok) => {
+    if (ok && !(name in parts)) parts[name] = performance.timeOrigin + performance.now();
+    return ok;
+  };
+  const check = () => {
+    const cells = document.querySelectorAll('#grid-map path.grid-cell').length;
+    const values = [...document.querySelectorAll('#kpi-tiles .tile .value span')];
+    const a = mark('map', cells >= GRIDS);
+    const b = mark('kpi', values.length > 0 && values.every(v => v.textContent.trim() !== ''));
+    const c = mark('today', !!document.querySelector('#today-tiles .tile'));
+    if (a && b && c) {
+      window.__wallDrawn = performance.timeOrigin + performance.now();
+      window.__wallCells = cells;
+      return;
+    }
+    requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+})();
+""".replace("GRIDS", str(GRIDS))
+
+RESOURCES_JS = """
+(() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const rows = performance.getEntriesByType('resource').map(r => ({
+    name: r.name, start: r.startTime, end: r.responseEnd, ttfb: r.responseStart - r.requestStart,
+    transfer: r.transferSize, encoded: r.encodedBodySize, decoded: r.decodedBodySize,
+    type: r.initiatorType,
+    server: (r.serverTiming || []).map(s => `${s.name}=${s.duration}`).join(' ')}));
+  return {nav: {transfer: nav.transferSize, responseEnd: nav.responseEnd,
+                dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd}, rows};
+})()
+"""
+
+
+def short(url: str) -> str:
+    """Return the path of ``url`` without the query, shortened."""
+    path = url.split("//", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    return "/" + (path if len(path) <= 60 else "…" + path[-59:])
+
+
+def measure_wall(context: Any, base: str, runs: int) -> dict[str, Any]:
+    """Load ``/wall`` ``runs`` times in fresh pages; time it and count its bytes."""
+    times: list[float] = []
+    parts: list[dict[str, float]] = []
+    first: dict[str, Any] = {}
+    for run in range(runs):
+        page = context.new_page()
+        page.add_init_script(WALL_PROBE)
+        responses: list[Any] = []
+
+        def on_response(response: Any, responses: list[Any] = responses) -> None:
+            responses.append(response)
+
+        page.on("response", on_response)
+        started = time.time()
+        page.goto(f"{base}/wall", wait_until="commit")
+        deadline = time.monotonic() + 60
+        drawn = None
+        while time.monotonic() < deadline:
+            drawn = page.evaluate("window.__wallDrawn || null")
+            if drawn:
+                break
+            time.sleep(0.05)
+        if not drawn:
+            raise TimeoutError("the wall was not drawn within 60 s")
+        elapsed = drawn / 1000 - started
+        times.append(elapsed)
+        marks = page.evaluate("window.__wallParts")
+        part = {k: v - started * 1000 for k, v in marks.items()}
+        parts.append(part)
+        log(
+            f"wall run {run + 1}/{runs}: {elapsed * 1000:.0f} ms (map {part['map']:.0f}, "
+            f"headline tiles {part['kpi']:.0f}, today's tiles {part['today']:.0f})"
+        )
+        if run == 0:
+            time.sleep(1.0)  # let late requests finish before counting bytes
+            first = wall_bytes(responses)
+            first["timing"] = page.evaluate(RESOURCES_JS)
+            first["started"] = started
+            first["drawn_ms"] = elapsed * 1000
+        page.close()
+    return {"times": times, "parts": parts, "first": first}
+
+
+def wall_bytes(responses: list[Any]) -> dict[str, Any]:
+    """Return the bytes of the responses of one load, and the map layers' sizes."""
+    total = headers = 0
+    layers: dict[str, dict[str, Any]] = {}
+    for response in list(responses):
+        try:
+            sizes = response.request.sizes()
+        except Exception:
+            continue
+        total += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        headers += sizes["responseHeadersSize"]
+        for layer in LAYERS:
+            if f"/api/v1/{layer}.geojson" in response.url:
+                body = response.body()
+                layers[layer] = {
+                    "content_length": int(response.headers.get("content-length") or 0),
+                    "encoding": response.headers.get("content-encoding", ""),
+                    "body": sizes["responseBodySize"],
+                    "decoded": len(body),
+                    "features": len(json.loads(body).get("features", [])),
+                }
+    return {
+        "requests": len(responses),
+        "bytes": total,
+        "header_bytes": headers,
+        "layers": layers,
+    }
+
+
+# --- 2: event to screen ---------------------------------------------------------------------
+
+FEED_OBSERVER = """
+(() => {
+  const feed = document.getElementById('live-feed');
+  window.__seen = new Map();
+  const record = (el, t) => {
+    const id = el.getAttribute('data-event-id');
+    if (id && !window.__seen.has(id)) window.__seen.set(id, t);
+  };
+  const scan = (node, t) => {
+    if (node.nodeType !== 1) return;
+    if (node.hasAttribute('data-event-id')) record(node, t);
+    node.querySelectorAll('[data-event-id]').forEach(el => record(el, t));
+  };
+  feed.querySelectorAll('[data-event-id]').forEach(el => record(el, 0));
+  new MutationObserver(mutations => {
+    const t = performance.timeOrigin + performance.now();
+    for (const m of mutations) {
+      if (m.type === 'attributes') scan(m.target, t);
+      else m.addedNodes.forEach(n => scan(n, t));
+    }
+  }).observe(feed, {childList: true, subtree: true, attributes: true,
+                    attributeFilter: ['data-event-id']});
+  return true;
+})()
+"""
+
+
+def probe_devices(url: str, n: int = 200) -> list[tuple[str, str]]:
+    """Return ``n`` (device id, grid code) pairs of the database, drawn with a fixed seed."""
+    from sqlalchemy import select
+
+    from datasources.db import make_engine
+    from datasources.models import Device
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(select(Device.id, Device.grid_code))]
+    engine.dispose()
+    return random.Random(7).sample(rows, min(n, len(rows)))
+
+
+class ChannelWatch:
+    """Record when each event id is first published on the worker's live channel."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        import threading
+
+        from redis import Redis
+
+        self.seen: dict[str, float] = {}
+        self.messages = 0
+        self._redis = Redis.from_url(redis_url)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.2)
+            if not message:
+                continue
+            now = time.time()
+            self.messages += 1
+            for entry in json.loads(message["data"]):
+                self.seen.setdefault(entry.get("id", ""), now)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pubsub.close()
+        self._redis.close()
+
+
+def cpu_ticks(named: dict[str, int]) -> dict[str, int]:
+    """Return the CPU ticks (user + system) of each named process and its descendants so far.
+
+    Processes under this script that are not named (Playwright's driver and Chromium) count
+    as "browser"; "machine" is every CPU's busy time, other users' load included.
+    """
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    owner: dict[int, str] = {pid: name for name, pid in named.items()}
+    me = os.getpid()
+
+    def group(pid: int) -> str | None:
+        seen = pid
+        while seen > 1:
+            if seen in owner:
+                return owner[seen]
+            if parent.get(seen) == me:
+                return "browser"
+            seen = parent.get(seen, 0)
+        return None
+
+    out = dict.fromkeys([*named, "browser"], 0)
+    for pid, n in ticks.items():
+        name = group(pid)
+        if name:
+            out[name] += n
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    out["machine"] = sum(cpu) - cpu[3] - cpu[4]  # minus idle and iowait
+    return out
+
+
+def backlog(redis: Any, stream: str, group: str = "workers") -> int:
+    """Return the entries of ``stream`` the worker group has not acknowledged yet."""
+    for info in redis.xinfo_groups(stream):
+        if info["name"].decode() == group:
+            last = info["last-delivered-id"].decode()
+            unread = len(redis.xrange(stream, min=f"({last}", max="+", count=1_000_000))
+            return int(info["pending"]) + unread
+    return -1
+
+
+def js_profile(cdp: Any, seconds: float) -> list[tuple[str, float]]:
+    """Sample the page's JavaScript for ``seconds``; return (script, share of time), top first."""
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 500})
+    cdp.send("Profiler.start")
+    time.sleep(seconds)
+    profile = cdp.send("Profiler.stop")["profile"]
+    cdp.send("Profiler.disable")
+    where = {}
+    for node in profile["nodes"]:
+        frame = node["callFrame"]
+        url = frame.get("url") or ""
+        name = url.rsplit("/", 1)[-1].split("?", 1)[0] if url else f"({frame['functionName']})"
+        where[node["id"]] = name or "(anonymous)"
+    spent: dict[str, float] = {}
+    for node_id, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        spent[where[node_id]] = spent.get(where[node_id], 0.0) + delta
+    total = (profile["endTime"] - profile["startTime"]) or 1
+    return sorted(((k, v / total) for k, v in spent.items()), key=lambda kv: -kv[1])
+
+
+def measure_events(
+    context: Any, stack: Any, rate: float, seconds: float, workdir: Path, redis_pid: int
+) -> dict[str, Any]:
+    """Probe the event-to-screen latency while the simulator runs at ``rate``."""
+    from browser import wait_for
+    from redis import Redis
+
+    from dashboard.settings import Settings
+    from datasources.live import LiveKeys
+    from datasources.periods import SHANGHAI
+
+    settings = Settings()
+    devices = probe_devices(stack.database_url)
+    stream = settings.stream_key("events")
+    redis = Redis.from_url(stack.redis_url)
+    page = context.new_page()
+    page.goto(f"{stack.base}/")
+    wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'", 30)
+    wait_for(page, "document.querySelector('#today-tiles .tile')", 30)
+    page.evaluate(FEED_OBSERVER)
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+
+    def main_thread() -> dict[str, float]:
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        keys = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+        return {k: metrics.get(k, 0.0) for k in keys}
+
+    watch = ChannelWatch(stack.redis_url, LiveKeys(settings.district_code).channel)
+    simulator = start_simulator(stack.env, rate, workdir / "simulate.log")
+    sent: dict[str, float] = {}
+    try:
+        time.sleep(3.0)  # let the simulator reach its rate
+        added_before = redis.xlen(stream)
+        worker, web = (p.pid for p in stack.processes)
+        named = {"web": web, "worker": worker, "simulator": simulator.pid, "redis": redis_pid}
+        cpu_before = cpu_ticks(named)
+        main_before = main_thread()
+        window_start = time.time()
+        i = 0
+        next_at = time.monotonic()
+        end = next_at + seconds
+        while time.monotonic() < end:
+            device, grid = devices[i % len(devices)]
+            i += 1
+            event = {
+                "v": 1,
+                "id": uuid.uuid4().hex,
+                "kind": "call.key",
+                "ts": dt.datetime.now(SHANGHAI).isoformat(timespec="seconds"),
+                "grid": grid,
+                "device": device,
+                "key": "call",
+            }
+            payload = {"event": json.dumps(event)}
+            sent[event["id"]] = time.time()
+            redis.xadd(stream, payload)
+            next_at += 0.25
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        window = time.time() - window_start
+        cpu_after = cpu_ticks(named)
+        main_after = main_thread()
+        added = redis.xlen(stream) - added_before
+        behind = backlog(redis, stream)
+        # After the window (so as not to slow it down): where the page's JavaScript time goes.
+        profile = js_profile(cdp, 5.0)
+        if simulator.poll() is not None:
+            raise RuntimeError(f"the simulator exited early; see {workdir / 'simulate.log'}")
+    finally:
+        stop_process(simulator)
+    try:
+        # Let the worker drain what is left so that every probe gets a latency, up to 60 s.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(i in watch.seen for i in sent):
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        watch.close()
+        redis.close()
+    ids = list(sent)
+    seen = page.evaluate("ids => ids.map(i => window.__seen.get(i) ?? null)", ids)
+    page.close()
+    latencies = [(t / 1000 - sent[i]) * 1000 for i, t in zip(ids, seen, strict=True) if t]
+    published = [(watch.seen[i] - sent[i]) * 1000 for i in ids if i in watch.seen]
+    after_publish = [
+        (t / 1000 - watch.seen[i]) * 1000
+        for i, t in zip(ids, seen, strict=True)
+        if t and i in watch.seen
+    ]
+    return {
+        "sent": len(ids),
+        "seen": len(latencies),
+        "latencies_ms": latencies,
+        "published": len(published),
+        "publish_ms": published,
+        "after_publish_ms": after_publish,
+        "messages": watch.messages,
+        "stream_rate": added / window if window else 0.0,
+        "backlog": behind,
+        "messages_per_s": watch.messages / max(window, 1e-9),
+        "profile": profile,
+        "main_thread": {k: (main_after[k] - main_before[k]) / window for k in main_after},
+        "cpu": {
+            k: (cpu_after[k] - cpu_before[k]) / os.sysconf("SC_CLK_TCK") / window for k in cpu_after
+        },
+    }
+
+
+# --- 3: choosing a town ---------------------------------------------------------------------
+
+TOWN_INIT = """
+(() => {
+  // When each Dash callback's answer has fully arrived, by its output (charts: by chart name).
+  window.__answers = {};
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    const url = typeof input === 'string' ? input : (input && input.url) || '';
+    const sent = performance.timeOrigin + performance.now();
+    const promise = fetch0.apply(this, arguments);
+    if (!url.includes('_dash-update-component') || !init || !init.body) return promise;
+    let output = '';
+    try { output = JSON.parse(init.body).output || ''; } catch (e) { return promise; }
+    const m = output.match(/"chart":"([^"]+)"/);
+    const key = m ? m[1] : output;
+    return promise.then(resp => {
+      // Headers first (the renderer may draw before a clone's body resolves), then the body.
+      const t = performance.timeOrigin + performance.now();
+      resp.clone().text().then(text => {
+        window.__answers[key] = {sent, t, body: performance.timeOrigin + performance.now(),
+                                 bytes: text.length};
+      });
+      return resp;
+    });
+  };
+  document.addEventListener('pointerdown', ev => {
+    const s = window.__town;
+    if (s && !s.clicked && ev.target.closest && ev.target.closest('.dash-dropdown-option'))
+      s.clicked = performance.timeOrigin + performance.now();
+  }, true);
+})();
+"""
+
+TOWN_ARM = """
+([name, value]) => {
+  window.__answers = {};
+  window.__town = {name, value, clicked: null, title: null, tile: null, plots: {}};
+  const gds = [...document.querySelectorAll('.js-plotly-plot')];
+  const charts = [];
+  gds.forEach(gd => {
+    const holder = gd.closest('[id*="chart"]');
+    const m = holder && holder.id.match(/"chart":"([^"]+)"/);
+    const key = m ? m[1] : '?';
+    charts.push(key);
+    if (!gd.__benchHooked && gd.on) {
+      gd.__benchHooked = true;
+      gd.on('plotly_afterplot', () => {
+        const s = window.__town;
+        if (s && s.clicked) (s.plots[key] = s.plots[key] || [])
+          .push(performance.timeOrigin + performance.now());
+      });
+    }
+  });
+  const check = () => {
+    const s = window.__town;
+    if (s !== window.__town) return;
+    if (s.clicked) {
+      const now = performance.timeOrigin + performance.now();
+      const title = (document.getElementById('area-title') || {}).textContent || '';
+      const tile = (document.querySelector('#kpi-tiles .tile .value span') || {}).textContent;
+      if (s.title === null && title.includes(s.name)) s.title = now;
+      if (s.tile === null && tile === s.value) s.tile = now;
+      if (s.title !== null && s.tile !== null) return;
+    }
+    requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+  return charts;
+}
+"""
+
+# A chart whose new figure equals the old one is not redrawn (no plotly_afterplot): it counts
+# as updated when its callback's answer has arrived and nothing was drawn for this long after.
+UNCHANGED_AFTER_MS = 1500
+
+
+def expected_tiles(url: str) -> list[tuple[str, str, str]]:
+    """Return (code, name, first tile text) of every town, for this year so far."""
+    from sqlalchemy import select
+
+    from datasources.db import make_engine
+    from datasources.kpi import kpi, resolve_area
+    from datasources.models import Town
+    from datasources.periods import SHANGHAI, Period
+    from layouts.components import fmt_number
+
+    engine = make_engine(url)
+    today = dt.datetime.now(SHANGHAI).date()
+    period = Period(dt.date(today.year, 1, 1), today)
+    with engine.connect() as conn:
+        towns = list(conn.execute(select(Town.code, Town.name).order_by(Town.code)))
+    out = []
+    for code, name in towns:
+        figures = kpi(engine, resolve_area(engine, town=code), period, dt.datetime.now(dt.UTC))
+        out.append((code, name, fmt_number(figures["requests"])))
+    engine.dispose()
+    return out
+
+
+def _chart_done(state: dict[str, Any], answers: dict[str, Any], chart: str, now: float):
+    """Return (time the chart showed the new figure, redrawn?) or None while still waiting."""
+    answer = answers.get(chart)
+    if answer is None:
+        return None
+    drawn = [t for t in state["plots"].get(chart, []) if t >= answer["t"]]
+    if drawn:
+        return min(drawn), True
+    if now - answer["body"] >= UNCHANGED_AFTER_MS:
+        return answer["body"], False
+    return None
+
+
+def measure_towns(context: Any, base: str, url: str, samples: int) -> dict[str, Any]:
+    """Choose each town in turn in the dropdown and time until every panel shows it."""
+    from browser import wait_for
+
+    towns = expected_tiles(url)
+    page = context.new_page()
+    page.add_init_script(TOWN_INIT)
+    page.goto(f"{base}/")
+    wait_for(page, "document.querySelector('#kpi-tiles .tile .value span')", 30)
+    wait_for(page, "document.querySelectorAll('.js-plotly-plot').length >= 11", 60)
+    time.sleep(1.0)
+    rows: list[dict[str, Any]] = []
+    n_charts = 0
+    for k in range(samples):
+        code, name, value = towns[k % len(towns)]
+        charts = page.evaluate(TOWN_ARM, [name, value])
+        n_charts = len(charts)
+        page.click("#filter-town")
+        page.click(f".dash-dropdown-option:has(input[value='{code}'])")
+        deadline = time.monotonic() + 30
+        done: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state, answers, now = page.evaluate(
+                "[window.__town, window.__answers, performance.timeOrigin + performance.now()]"
+            )
+            done = {c: _chart_done(state, answers, c, now) for c in charts}
+            if state["title"] and state["tile"] and all(done.values()):
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"choosing {name} did not finish in 30 s: {state} {answers}")
+        clicked = state["clicked"]
+        last_chart = max(t for t, _ in done.values())
+        last_answer = max(answers[c]["t"] for c in charts)
+        first_answer = min(answers[c]["t"] for c in charts)
+        last_sent = max(answers[c]["sent"] for c in charts)
+        row = {
+            "town": name,
+            "total": max(state["title"], state["tile"], last_chart) - clicked,
+            "title": state["title"] - clicked,
+            "tile": state["tile"] - clicked,
+            "charts": last_chart - clicked,
+            "answers": last_answer - clicked,
+            "first_answer": first_answer - clicked,
+            "sent": last_sent - clicked,
+            "redrawn": sum(1 for _, redrawn in done.values() if redrawn),
+            "n_charts": len(charts),
+            "filters": answers.get(
+                next((a for a in answers if "filters-store" in a), ""), {"t": clicked}
+            )["t"]
+            - clicked,
+        }
+        rows.append(row)
+        log(
+            f"town {k + 1}/{samples} {name}: {row['total']:.0f} ms (filters answered "
+            f"{row['filters']:.0f}, title {row['title']:.0f}, tile {row['tile']:.0f}, "
+            f"chart requests sent by {row['sent']:.0f}, answers {row['first_answer']:.0f}"
+            f"–{row['answers']:.0f}, last of {len(charts)} charts drawn "
+            f"{row['charts']:.0f}; {row['redrawn']} redrawn)"
+        )
+        time.sleep(0.3)
+    page.close()
+    return {"rows": rows, "charts": n_charts}
+
+
+# --- Report ---------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(machine: dict[str, Any], wall: dict[str, Any], events: dict[str, Any], towns: Any):
+    """Print the table of figures, then the details behind them."""
+    rows: list[tuple[str, str, str, str]] = []
+    t = wall["times"]
+    rows.append(
+        (
+            f"/wall drawn, median of {len(t)}",
+            f"{statistics.median(t):.2f} s",
+            f"<= {TARGET_WALL_S:g} s",
+            verdict(statistics.median(t) <= TARGET_WALL_S),
+        )
+    )
+    rows.append(
+        ("/wall drawn, max", f"{max(t):.2f} s", f"<= {TARGET_WALL_S:g} s", verdict(max(t) <= 2))
+    )
+    rows.append(("/wall drawn, first (cold cache)", f"{t[0]:.2f} s", "", ""))
+    lat = events["latencies_ms"]
+    seen = f"{events['seen']}/{events['sent']}"
+    rows.append(
+        (
+            "event->feed, probes seen/sent",
+            seen,
+            "all",
+            verdict(events["seen"] == events["sent"]),
+        )
+    )
+    if lat:
+        p95 = pct(lat, 95)
+        rows.append(("event->feed, median", f"{statistics.median(lat):.0f} ms", "", ""))
+        rows.append(
+            (
+                "event->feed, p95",
+                f"{p95:.0f} ms",
+                f"<= {TARGET_EVENT_P95_MS:g} ms",
+                verdict(p95 <= TARGET_EVENT_P95_MS),
+            )
+        )
+        rows.append(("event->feed, max", f"{max(lat):.0f} ms", "", ""))
+    pub = events["publish_ms"]
+    if pub:
+        rows.append(
+            (
+                f"  of which XADD->worker published, {events['published']}/{events['sent']}",
+                f"p50 {statistics.median(pub):.0f} / p95 {pct(pub, 95):.0f} ms",
+                "",
+                "",
+            )
+        )
+    after = events["after_publish_ms"]
+    if after:
+        rows.append(
+            (
+                "  of which published->feed DOM",
+                f"p50 {statistics.median(after):.0f} / p95 {pct(after, 95):.0f} ms",
+                "",
+                "",
+            )
+        )
+    rows.append(("simulated stream rate (ev/s)", f"{events['stream_rate']:.0f}", "", ""))
+    rows.append(("worker backlog at end of window", f"{events['backlog']} entries", "", ""))
+    rows.append(("live channel messages/s", f"{events['messages_per_s']:.1f}", "", ""))
+    main_thread = events["main_thread"]
+    rows.append(
+        (
+            "page main thread busy (share of the window)",
+            ", ".join(f"{k.removesuffix('Duration')} {v:.0%}" for k, v in main_thread.items()),
+            "",
+            "",
+        )
+    )
+    cpu = events["cpu"]
+    rows.append(
+        (
+            "CPU cores busy during the window",
+            ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()),
+            "",
+            "",
+        )
+    )
+    totals = [r["total"] for r in towns["rows"]]
+    p95 = pct(totals, 95)
+    rows.append(
+        (f"town->panels, median of {len(totals)}", f"{statistics.median(totals):.0f} ms", "", "")
+    )
+    rows.append(
+        (
+            "town->panels, p95",
+            f"{p95:.0f} ms",
+            f"<= {TARGET_TOWN_P95_MS:g} ms",
+            verdict(p95 <= TARGET_TOWN_P95_MS),
+        )
+    )
+    layers = wall["first"]["layers"]
+    for layer in LAYERS:
+        info = layers.get(layer)
+        if not info:
+            rows.append((f"{layer}.geojson", "not requested", "", ""))
+            continue
+        kb = info["body"] / 1024
+        target = f"<= {TARGET_GRID_KB:g} KB" if layer == "grids" else ""
+        ok = verdict(kb <= TARGET_GRID_KB) if layer == "grids" else ""
+        rows.append(
+            (
+                f"{layer}.geojson ({info['encoding'] or 'identity'}, raw)",
+                f"{kb:.1f} KB ({info['decoded'] / 1024:.0f} KB)",
+                target,
+                ok,
+            )
+        )
+    first = wall["first"]
+    timing = first["timing"]
+    wire = timing["nav"]["transfer"] + sum(r["transfer"] for r in timing["rows"])
+    raw = sum(r["decoded"] for r in timing["rows"])
+    rows.append(
+        (
+            f"/wall first load, {len(timing['rows']) + 1} requests",
+            f"{wire / 1024:.0f} KB ({raw / 1024:.0f} KB raw)",
+            "",
+            "",
+        )
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    head = ("figure", "value", "target", "")
+    widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
+    print()
+    print(
+        f"machine: {machine['nproc']} CPUs, load average at start {machine['load']}, "
+        f"{machine['when']}, Chromium headless 1920x1080"
+    )
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print(f"load average at end: {machine['load_end']}")
+    print()
+    print("/wall runs (ms): " + ", ".join(f"{x * 1000:.0f}" for x in t))
+    print(
+        "  medians: "
+        + ", ".join(
+            f"{k} {statistics.median(p[k] for p in wall['parts']):.0f} ms"
+            for k in ("map", "kpi", "today")
+        )
+        + " (map = 607 shapes, kpi = headline tiles filled, today = today's tiles)"
+    )
+    nav = timing["nav"]
+    print(
+        f"first /wall load: document responseEnd {nav['responseEnd']:.0f} ms, "
+        f"DOMContentLoaded {nav['dcl']:.0f} ms, load {nav['load']:.0f} ms, "
+        f"drawn {first['drawn_ms']:.0f} ms after goto"
+    )
+    print("  slowest-to-finish responses (start → end ms after navigation, TTFB, bytes):")
+    for r in sorted(timing["rows"], key=lambda r: -r["end"])[:12]:
+        print(
+            f"    {r['start']:6.0f} → {r['end']:6.0f}  ttfb {r['ttfb']:5.0f}  "
+            f"{r['transfer'] / 1024:7.1f} KB (raw {r['decoded'] / 1024:7.1f})  {short(r['name'])}"
+        )
+    posts = [r for r in timing["rows"] if "_dash-update-component" in r["name"]]
+    if posts:
+        ttfb = [p["ttfb"] for p in posts]
+        print(
+            f"  {len(posts)} callback POSTs: TTFB median {statistics.median(ttfb):.0f} ms, "
+            f"max {max(ttfb):.0f} ms; the last ends at {max(p['end'] for p in posts):.0f} ms"
+        )
+    if lat:
+        print(
+            "event->feed latencies (ms), sorted: "
+            + ", ".join(f"{x:.0f}" for x in sorted(lat)[:: max(1, len(lat) // 20)])
+        )
+    print(
+        "page JavaScript profile, 5 s after the probe window (simulator still running): "
+        + ", ".join(f"{name} {share:.0%}" for name, share in events["profile"][:8])
+    )
+    parts = ("filters", "title", "tile", "sent", "first_answer", "answers", "charts")
+    print(
+        "town->panels medians (ms): "
+        + ", ".join(f"{p} {statistics.median(r[p] for r in towns['rows']):.0f}" for p in parts)
+        + f" ({towns['charts']} charts on /)"
+    )
+    half = len(towns["rows"]) // 2
+    if half:
+        first_round = [r["total"] for r in towns["rows"][: min(6, half)]]
+        later = [r["total"] for r in towns["rows"][6:]]
+        if later:
+            print(
+                f"  first pass over the towns (server cache cold) median "
+                f"{statistics.median(first_round):.0f} ms; later passes median "
+                f"{statistics.median(later):.0f} ms"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="A seeded SQLite file to copy (default: seed a fresh one).")
+    parser.add_argument("--runs", type=int, default=5, help="Loads of /wall.")
+    parser.add_argument("--rate", type=float, default=200.0, help="Simulated events/s.")
+    parser.add_argument("--seconds", type=float, default=30.0, help="Probe window.")
+    parser.add_argument("--town-samples", type=int, default=12, help="Town choices (>= 12).")
+    parser.add_argument("--keep", action="store_true", help="Keep the work directory and logs.")
+    args = parser.parse_args()
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
+    machine = {
+        "nproc": os.cpu_count(),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "when": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+    }
+    log(f"{machine['nproc']} CPUs, load average {machine['load']}")
+    workdir = Path(tempfile.mkdtemp(prefix="wushi-ui-bench-"))
+    try:
+        with ExitStack() as stack:
+            from browser import LiveStack, browser_context, login
+
+            from dashboard.embedded_redis import EmbeddedRedis
+
+            url = prepare_database(args, workdir)
+            redis_server = stack.enter_context(EmbeddedRedis(workdir / "redis"))
+            live = LiveStack(url, redis_server.url, workdir)
+            stack.callback(live.stop)
+            live.start_worker()
+            live.start_web()
+            log(f"web on {live.base}, worker running; logs in {workdir}")
+            context = stack.enter_context(browser_context(1920, 1080))
+            page = context.new_page()
+            login(page, live.base, USER, PASSWORD)
+            page.close()
+
+            log(f"1/4: loading /wall {args.runs} times ...")
+            wall = measure_wall(context, live.base, args.runs)
+            # Town choices before the simulator, so that the figures stay those of the seed.
+            samples = max(12, args.town_samples)
+            log(f"3/4: choosing towns {samples} times ...")
+            towns = measure_towns(context, live.base, url, samples)
+            log(f"2/4: probing the live feed for {args.seconds:g} s at {args.rate:g} ev/s ...")
+            events = measure_events(
+                context, live, args.rate, args.seconds, workdir, redis_server.process.pid
+            )
+            machine["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        report(machine, wall, events, towns)
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
