@@ -156,6 +156,73 @@ def test_every_event_kind_is_stored(pipeline, seeded_engine):
     assert redis.xpending(worker.keys.events, GROUP)["pending"] == 0
 
 
+def test_every_event_kind_is_reflected_in_wushi_kpi(pipeline, seeded_url, test_district):
+    """After the worker stores them and the rollups catch up, `wushi kpi` counts the events."""
+    from click.testing import CliRunner
+
+    from dashboard.cli import main
+
+    worker, _redis, f = pipeline
+    now = dt.datetime.now(dt.UTC)
+    today = local_day(now).isoformat()
+    env = {"WUSHI_DATABASE_URL": seeded_url, "WUSHI_DISTRICT_CODE": test_district}
+
+    def kpi() -> dict:
+        runner = CliRunner()
+        rebuilt = runner.invoke(
+            main, ["rollups", "rebuild", "--from", today, "--to", today], env=env
+        )
+        assert rebuilt.exit_code == 0, rebuilt.output
+        result = runner.invoke(main, ["kpi", "--from", today, "--to", today, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    before = kpi()
+    call = f.call(ts=now - dt.timedelta(minutes=3))
+    ticket = f.ticket(source="caller", ts=now - dt.timedelta(minutes=2))
+    tid = ticket["ticket"]
+    item = "SV" + new_id()[:8]
+    send(
+        worker,
+        [
+            call,
+            f.call("satisfied"),
+            ticket,
+            f.stage("ticket.dispatched", tid),
+            f.stage("ticket.arrived", tid),
+            f.stage("ticket.resolved", tid, level="grid"),
+            f.stage("ticket.rated", tid),
+            f.stage("ticket.closed", tid),
+            f.petition(persons=4),
+            f.mediation(),
+            f.points("earned"),
+            f.points("redeemed"),
+            f.job("urban"),
+            f.job("doorstep"),
+            f.supervision_posted(item),
+        ],
+    )
+    after = kpi()
+    assert after["requests"] == before["requests"] + 1
+    assert after["closed"] == before["closed"] + 1
+    assert after["calls"] == before["calls"] + 1
+    assert after["call_answer_rate"] == 1.0
+    assert after["satisfaction_rate"] == 1.0
+    assert after["resolution_levels"]["grid"] == 1.0
+    assert after["response_minutes"]["median"] is not None
+    district = after["petitions"]["district"]
+    assert (district["batches"], district["persons"]) == (
+        before["petitions"]["district"]["batches"] + 1,
+        before["petitions"]["district"]["persons"] + 4,
+    )
+    assert after["mediations"] == before["mediations"] + 1
+    assert after["points"]["earned"] == before["points"]["earned"] + 5
+    assert after["points"]["redeemed"] == before["points"]["redeemed"] + 5
+    assert after["employment"]["urban"] == before["employment"]["urban"] + 1
+    assert after["employment"]["doorstep"] == before["employment"]["doorstep"] + 1
+    assert after["supervision"]["posted"] == before["supervision"]["posted"] + 1
+
+
 def test_the_same_event_twice_is_stored_once(pipeline, seeded_engine):
     worker, redis, f = pipeline
     petition = f.petition()
