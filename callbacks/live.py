@@ -135,7 +135,7 @@ def register(app: Any, sources: Any) -> None:
 
     def _push_feed(shown: list[dict[str, Any]], lang: str) -> None:
         names = sources.names().of(lang)
-        items = [feed_item(e, names) for e in shown] or [t("no_events", lang)]
+        items = [feed_item(e, names, lang) for e in shown] or [t("no_events", lang)]
         set_props(ids.LIVE_FEED, {"children": items})
 
     async def _push_slow(r: aioredis.Redis, code: str, lang: str) -> None:
@@ -143,7 +143,7 @@ def register(app: Any, sources: Any) -> None:
         active = await live_view.alerts(r, district, code)
         set_props(
             ids.ALERTS,
-            {"children": [alert_item(a, names) for a in active] or t("no_alerts", lang)},
+            {"children": [alert_item(a, names, lang) for a in active] or t("no_alerts", lang)},
         )
         as_of = await live_view.data_as_of(r, district)
         set_props(ids.FRESHNESS, {"data": {"as_of": as_of, "lang": lang}})

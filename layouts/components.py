@@ -9,7 +9,7 @@ from typing import Any
 from dash import dcc, html
 
 from layouts import ids
-from layouts.i18n import t
+from layouts.i18n import alert_text, feed_text, t
 
 # A 7-class sequential palette (ColorBrewer YlOrRd) and its reverse for "higher is better".
 PALETTE = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026")
@@ -154,23 +154,35 @@ def today_tiles(counts: dict[str, int], snapshot: dict[str, int], lang: str) -> 
     ]
 
 
-def feed_item(entry: dict[str, Any], names: dict[str, str]) -> html.Li:
+def feed_item(entry: dict[str, Any], names: dict[str, str], lang: str = "zh") -> html.Li:
     """Return one live-feed entry, carrying the event id as ``data-event-id``."""
     ts = str(entry.get("ts", ""))
     clock = ts[11:19] if len(ts) >= 19 else ts
     where = names.get(entry.get("village") or "", "") or names.get(entry.get("town") or "", "")
     return html.Li(
-        [html.Span(clock, className="time"), html.Span(where + " "), html.Span(entry.get("text"))],
+        [
+            html.Span(clock, className="time"),
+            html.Span(where + " "),
+            html.Span(feed_text(str(entry.get("kind", "")), str(entry.get("text", "")), lang)),
+        ],
         key=entry["id"],
         **{"data-event-id": entry["id"], "data-kind": entry.get("kind", "")},
     )
 
 
-def alert_item(alert: dict[str, Any], names: dict[str, str]) -> html.Div:
-    """Return one alert line."""
-    where = names.get(alert.get("village") or "", "") or names.get(alert.get("town") or "", "")
+def alert_item(alert: dict[str, Any], names: dict[str, str], lang: str = "zh") -> html.Div:
+    """Return one alert line: time, place (village, town or grid) and what is wrong."""
+    where = next(
+        (
+            names[c]
+            for c in (alert.get("village"), alert.get("town"), alert.get("grid"))
+            if c in names
+        ),
+        "",
+    )
     ts = str(alert.get("ts", ""))[11:16]
-    return html.Div(f"{ts} {where} {alert.get('text', '')}", className="alert", key=alert["id"])
+    text = alert_text(str(alert.get("kind", "")), str(alert.get("text", "")), lang)
+    return html.Div(f"{ts} {where} {text}", className="alert", key=alert["id"])
 
 
 def legend(

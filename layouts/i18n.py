@@ -140,3 +140,65 @@ def t(key: str, lang: str = "zh") -> str:
 def normal_lang(value: str | None) -> str:
     """Return ``en`` or ``zh`` for any input (Chinese is the default)."""
     return "en" if value == "en" else "zh"
+
+
+# The live feed's lines are written by the worker in Chinese ("label：detail"); in English the
+# page shows the event kind's English label and translates the details it knows.
+KIND_EN = {
+    "call.key": "One-key call",
+    "call.returned": "Secretary called back",
+    "device.heartbeat": "Caller heartbeat",
+    "ticket.created": "New request",
+    "ticket.dispatched": "Dispatched",
+    "ticket.arrived": "Arrived on site",
+    "ticket.resolved": "Resolved",
+    "ticket.rated": "Rated",
+    "ticket.closed": "Closed",
+    "ticket.escalated": "Escalated",
+    "ticket.reopened": "Reopened",
+    "petition.filed": "Petition",
+    "mediation.closed": "Dispute mediated",
+    "points.earned": "Points earned",
+    "points.redeemed": "Points redeemed",
+    "job.placed": "Job placement",
+    "supervision.posted": "Supervision item posted",
+    "supervision.voted": "Supervision vote",
+}
+DETAIL_EN = {
+    "绿键（找书记）": "green key (call the secretary)",
+    "红键（挂断）": "red key (hang up)",
+    "满意": "satisfied",
+    "不满意": "not satisfied",
+    "网格": "grid",
+    "村": "village",
+    "镇": "town",
+    "区": "district",
+    "市": "city",
+    "省": "province",
+    "国家": "national",
+    "公益性岗位": "public-welfare post",
+    "家门口就业": "doorstep job",
+    "城镇就业": "urban job",
+}
+
+
+def feed_text(kind: str, text: str, lang: str) -> str:
+    """Return a feed line in ``lang``: the worker writes it in Chinese as "label：detail"."""
+    if lang != "en":
+        return text
+    _label, sep, detail = text.partition("：")
+    label = KIND_EN.get(kind, kind)
+    return f"{label}: {DETAIL_EN.get(detail, detail)}" if sep and detail else label
+
+
+ALERT_EN = {
+    "unanswered_call": "Green-key call not answered within 5 minutes",
+    "overdue_arrival": "Ticket overdue: nobody on site yet",
+    "overdue_closure": "Ticket overdue: not closed",
+    "device_offline": "Caller silent for 24 hours",
+}
+
+
+def alert_text(kind: str, text: str, lang: str) -> str:
+    """Return an alert's text in ``lang`` (the scheduler writes it in Chinese)."""
+    return ALERT_EN.get(kind, text) if lang == "en" else text
