@@ -16,6 +16,7 @@ from dash import ALL, Input, Output, State, ctx
 from callbacks import common
 from datasources import panels
 from datasources.kpi import kpi
+from datasources.periods import local_day
 from layouts import charts, ids
 from layouts.components import kpi_tiles
 from layouts.i18n import normal_lang, t
@@ -165,10 +166,31 @@ def _register_chart(app: Any, sources: Any, chart_id: str, draw: ChartFn) -> Non
             return []
 
         def compute() -> Any:
+            # The area is checked for this user first; the figure of an area is then the same
+            # for everyone who may see it, so it is shared (and prepared by warm_figures).
             area = common.area(sources, filters)
             period = common.period(sources, filters)
-            return draw(sources, area, period, normal_lang(lang), _is_wall(pathname))
+            key = (chart_id, area.code, period, normal_lang(lang), _is_wall(pathname))
+            return sources.figure(key, lambda: draw(sources, area, period, key[3], key[4]))
 
         return [await asyncio.to_thread(compute)] * slots
 
     update_chart.__name__ = f"update_{chart_id.replace('-', '_')}"
+
+
+def warm_figures(sources: Any) -> int:
+    """Prepare the charts of the district and each town for this year, in Chinese.
+
+    These are the views leaders switch between; with them ready, choosing a town answers
+    from memory instead of building a dozen figures at the moment of the click.
+    """
+    period = common.default_period(local_day(sources.now()))
+    towns = sorted(code for code in sources.names().zh if len(code) == 9)
+    done = 0
+    for code in [None, *towns]:
+        area = sources.area(code, None, None)
+        for chart_id, draw in _chart_callbacks().items():
+            key = (chart_id, area.code, period, "zh", False)
+            sources.refresh_figure(key, lambda d=draw, a=area: d(sources, a, period, "zh", False))
+            done += 1
+    return done

@@ -23,6 +23,7 @@ from datasources.kpi import AreaRef, resolve_area
 from datasources.models import Grid, Town, Village
 
 T = TypeVar("T")
+FIGURE_TTL_S = 60.0
 
 
 @dataclass
@@ -40,11 +41,14 @@ class _TTLCache:
             if hit is not None and now - hit[0] < self.ttl:
                 return hit[1]  # type: ignore[no-any-return]
         value = compute()
+        self.put(key, value)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
             if len(self._data) > 2000:
                 self._data.clear()
-            self._data[key] = (now, value)
-        return value
+            self._data[key] = (time.monotonic(), value)
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,20 @@ class Sources:
         self.redis_url = redis_url
         self.district = settings.district_code
         self._short = _TTLCache(ttl=2.0)
+        self._figures = _TTLCache(ttl=FIGURE_TTL_S)
         self._long = _TTLCache(ttl=300.0)
 
     def cached(self, key: Any, compute: Callable[[], T], *, long: bool = False) -> T:
         """Return ``compute()``, shared for two seconds (or five minutes with ``long``)."""
         return (self._long if long else self._short).get(key, compute)
+
+    def figure(self, key: Any, compute: Callable[[], T]) -> T:
+        """Return a chart's figure, shared for a minute: trends by month do not move faster."""
+        return self._figures.get(key, compute)
+
+    def refresh_figure(self, key: Any, compute: Callable[[], T]) -> None:
+        """Recompute a figure ahead of time, so the first screen to ask finds it ready."""
+        self._figures.put(key, compute())
 
     def names(self) -> Names:
         """Return the names of every town, village and grid."""

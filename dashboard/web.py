@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -143,7 +144,25 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
         return JSONResponse(status)
 
 
-def create_web(settings: Settings, redis_url: str | None = None) -> FastAPI:
+def start_warmer(sources: Sources, every_s: float = 50.0) -> threading.Thread:
+    """Keep the common views' charts ready in the background (a daemon thread)."""
+    from callbacks.panels import warm_figures
+
+    def loop() -> None:
+        time.sleep(5.0)  # let the server answer its first pages before warming
+        while True:
+            try:
+                warm_figures(sources)
+            except Exception:
+                log.exception("warming the charts failed; trying again later")
+            time.sleep(every_s)
+
+    thread = threading.Thread(target=loop, name="wushi-warm-figures", daemon=True)
+    thread.start()
+    return thread
+
+
+def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool = True) -> FastAPI:
     """Return the ASGI app: FastAPI with the API, logins, the Dash app, and the auth wall."""
     from dashboard.app import create_app
     from dashboard.auth import AuthMiddleware, register_auth_routes, register_websocket_hooks
@@ -157,6 +176,8 @@ def create_web(settings: Settings, redis_url: str | None = None) -> FastAPI:
     create_app(settings, sources, server=server)
     # Level 5: nearly the size of level 9 at a fraction of the CPU (the Plotly bundle is 4.7 MB).
     server.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    if warm:
+        start_warmer(sources)
     # Added last, so outermost: every HTTP request and WebSocket handshake passes it first.
     server.add_middleware(
         AuthMiddleware, settings=settings, engine=sources.engine, redis=sources.redis
