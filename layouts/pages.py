@@ -200,11 +200,16 @@ def _filters(ctx: PageContext) -> html.Div:
     )
 
 
-def _side(lang: str) -> html.Div:
+def _live_column(lang: str, class_name: str) -> html.Div:
+    """Return today's tiles, the alerts and the live feed (filled over the WebSocket)."""
     return html.Div(
         [
             panel(t("today", lang), html.Div(id=ids.TODAY, className="tiles")),
-            panel(t("alerts", lang), html.Div(t("no_alerts", lang), id=ids.ALERTS)),
+            panel(
+                t("alerts", lang),
+                html.Div(t("no_alerts", lang), id=ids.ALERTS),
+                extra_class="alerts-panel",
+            ),
             panel(
                 t("live_feed", lang),
                 html.Ul(
@@ -212,9 +217,10 @@ def _side(lang: str) -> html.Div:
                     id=ids.LIVE_FEED,
                     className="feed",
                 ),
+                extra_class="feed-panel",
             ),
         ],
-        className="side",
+        className=class_name,
     )
 
 
@@ -290,7 +296,7 @@ def page(ctx: PageContext, search: str = "") -> html.Div:
             _topbar(ctx),
             _nav(ctx, search),
             _filters(ctx),
-            html.Div([main, _side(ctx.lang)], className="content"),
+            html.Div([main, _live_column(ctx.lang, "side")], className="content"),
             html.Div(t("data_note", ctx.lang), className="note"),
             dcc.Download(id=ids.DOWNLOAD),
         ],
@@ -340,26 +346,7 @@ def wall(ctx: PageContext) -> html.Div:
                     ],
                     className="col",
                 ),
-                html.Div(
-                    [
-                        panel(t("today", lang), html.Div(id=ids.TODAY, className="tiles")),
-                        panel(
-                            t("alerts", lang),
-                            html.Div(t("no_alerts", lang), id=ids.ALERTS),
-                            extra_class="alerts-panel",
-                        ),
-                        panel(
-                            t("live_feed", lang),
-                            html.Ul(
-                                [html.Li(t("no_events", lang), className="placeholder")],
-                                id=ids.LIVE_FEED,
-                                className="feed",
-                            ),
-                            extra_class="feed-panel",
-                        ),
-                    ],
-                    className="col",
-                ),
+                _live_column(lang, "col"),
                 dcc.Interval(id=ids.WALL_TICK, interval=1000),
                 dcc.Store(id=ids.WALL_ROTATION, data=ctx.extra.get("rotation")),
                 # The wall has no controls: the rotation drives this hidden metric picker.
