@@ -640,7 +640,14 @@ def measure_towns(context: Any, base: str, url: str, samples: int) -> dict[str, 
     page.add_init_script(TOWN_INIT)
     page.goto(f"{base}/")
     wait_for(page, "document.querySelector('#kpi-tiles .tile .value span')", 30)
-    wait_for(page, "document.querySelectorAll('.js-plotly-plot').length >= 11", 60)
+    # Every chart slot on the page drawn once (the overview's chart count may change).
+    wait_for(
+        page,
+        "document.querySelectorAll('.dash-graph').length > 0 && "
+        "document.querySelectorAll('.js-plotly-plot').length >= "
+        "document.querySelectorAll('.dash-graph').length",
+        60,
+    )
     time.sleep(1.0)
     rows: list[dict[str, Any]] = []
     n_charts = 0
