@@ -34,8 +34,11 @@ from datasources.models import (
     Ticket,
     TicketEvent,
 )
+from datasources.periods import local_day
 
 # Asia/Shanghai has kept UTC+8 without daylight saving since 1991; a fixed offset is ~10x faster.
+# A fixed +08:00 for formatting feed times on the hot path; days are cut by the one
+# definition in datasources.periods (China has kept +08:00 without DST since 1991).
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 COUNTS_TTL_S = 3 * 86_400
 APPLIED_TTL_S = 7 * 86_400
@@ -182,11 +185,6 @@ class LiveKeys:
 
     def lock(self, job: str) -> str:
         return self.k(f"lock:{job}")
-
-
-def local_day(ts: dt.datetime) -> dt.date:
-    """Return the Asia/Shanghai day of a timestamp."""
-    return ts.astimezone(SHANGHAI).date()
 
 
 def iso(ts: dt.datetime) -> str:
