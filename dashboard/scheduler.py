@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import Engine, select, update
 
+from dashboard import metrics
 from dashboard.settings import Settings
 from datasources.live import LiveKeys, local_day, raise_alert, release_lock
 from datasources.models import Device, Ticket
@@ -213,11 +215,21 @@ def start_scheduler(settings: Settings, engine: Engine, redis_factory: Callable[
         return dt.datetime.now(dt.UTC)
 
     def guarded(job: str, ttl_ms: int, fn: Callable[[], Any]) -> Callable[[], None]:
+        m = metrics.worker()
+
         def run() -> None:
             try:
-                run_locked(redis, district, job, ttl_ms, fn)
+                ran = run_locked(redis, district, job, ttl_ms, fn)
             except Exception:
-                log.exception("job %s failed", job)
+                m.job_runs.labels(job).inc()
+                m.job_failures.labels(job).inc()
+                log.exception("job %s failed", job, extra={"event": "job", "job": job})
+                return
+            if ran:
+                m.job_runs.labels(job).inc()
+                m.job_last_success.labels(job).set(time.time())
+            else:
+                m.job_skipped.labels(job).inc()
 
         return run
 

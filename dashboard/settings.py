@@ -61,6 +61,25 @@ class Settings(BaseSettings):
         description="Approximate maximum length of the event stream (XADD MAXLEN ~).",
     )
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = Field(
+        "text",
+        description="Log line format: 'text' (readable) or 'json' (one JSON object per line, "
+        "for log collectors).",
+    )
+    metrics_token: str = Field(
+        "",
+        description="Bearer token for GET /metrics (web and worker); empty allows direct "
+        "loopback clients only.",
+    )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port on which `wushi worker` serves its own /metrics; 0 means not at all.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker's metrics port listens on."
+    )
     worker_batch: int = Field(
         2000, ge=1, le=5000, description="Stream entries the worker reads and stores per batch."
     )
@@ -131,6 +150,14 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format_is_known(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("text", "json"):
+            raise ValueError("must be 'text' or 'json'")
         return value
 
     @field_validator("port")

@@ -6,15 +6,21 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import threading
 import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
 
 from dashboard.settings import Settings
@@ -23,6 +29,9 @@ from dashboard.sources import Sources
 log = logging.getLogger("wushi.web")
 
 LEVEL_ROUTES = {"grids": "grid", "villages": "village", "towns": "town"}
+STAFF_COLUMNS = ("grid_leader", "grid_leader_phone", "grid_worker", "grid_worker_phone")
+IMMUTABLE = "public, max-age=31536000, immutable"
+IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 
 
 def build_sources(settings: Settings, redis_url: str | None = None) -> Sources:
@@ -39,9 +48,49 @@ def build_sources(settings: Settings, redis_url: str | None = None) -> Sources:
     return Sources(settings, engine, redis_from_settings(settings, url), url)
 
 
-def _geojson_bytes(sources: Sources, area: Any, level: str) -> bytes:
+@dataclass(frozen=True)
+class MapState:
+    """What the map's GeoJSON is made of: the geometry's version and the hover's staff."""
+
+    geometry_version: str
+    staff: dict[str, dict[str, Any]]
+    digest: str
+
+
+def _map_state(sources: Sources) -> MapState:
+    """Return the geometry version and staff directory the map is served from (5-minute cache)."""
+
+    def load() -> MapState:
+        from datasources import panels
+
+        geometry = sources.geometry_version()
+        staff = {
+            row["code"]: {key: row.get(key) for key in STAFF_COLUMNS}
+            for row in panels.grid_directory(sources.engine).to_dict("records")
+        }
+        blob = json.dumps(staff, sort_keys=True, ensure_ascii=False, default=str).encode()
+        digest = hashlib.sha1(geometry.encode() + blob, usedforsecurity=False).hexdigest()
+        return MapState(geometry, staff, digest)
+
+    return sources.cached("map_state", load, long=True)
+
+
+def map_version(sources: Sources, area_code: str) -> str:
+    """Return the ``v=`` of the map's GeoJSON URLs for a user whose area is ``area_code``.
+
+    It changes with the geometry, the staff shown on hover and the area, so a browser may keep
+    the answer for a year (``immutable``): a new version is a new URL.
+    """
+    return _version(_map_state(sources), area_code)
+
+
+def _version(state: MapState, area_code: str) -> str:
+    text = f"{state.digest}/{area_code}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def _geojson_bytes(sources: Sources, area: Any, level: str, state: MapState) -> bytes:
     """Return the gzipped GeoJSON of one level inside ``area``, with the hover's staff names."""
-    from datasources import panels
     from datasources.geography import load_geography
     from geo.geojson import to_feature_collection
 
@@ -52,10 +101,7 @@ def _geojson_bytes(sources: Sources, area: Any, level: str) -> bytes:
     if area.level != "district":
         fc["features"] = [f for f in fc["features"] if _inside(f["properties"], area.code)]
     if level == "grid":
-        staff = sources.cached(
-            "grid_directory", lambda: panels.grid_directory(sources.engine), long=True
-        )
-        by_code = {row["code"]: row for row in staff.to_dict("records")}
+        by_code = state.staff
         for feature in fc["features"]:
             row = by_code.get(feature["properties"]["code"], {})
             feature["properties"].update(
@@ -80,32 +126,48 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
 
     settings = sources.settings
     server.include_router(build_api_router(settings, lambda: sources.redis))
-    cache: dict[tuple[str, str, str], bytes] = {}
+    cache: dict[tuple[str, str], bytes] = {}
     lock = threading.Lock()
 
     def layer(kind: str):
         level = LEVEL_ROUTES[kind]
 
+        def answer(user: Any) -> tuple[str, bytes] | None:
+            """Return (version, gzipped body) for the user's area; None when it has none."""
+            try:
+                area = clamp_area(user, sources.engine, district_code=sources.district)
+            except PermissionError:
+                return None
+            state = _map_state(sources)
+            version = _version(state, area.code)
+            key = (version, level)
+            with lock:
+                body = cache.get(key)
+            if body is None:
+                body = _geojson_bytes(sources, area, level, state)
+                with lock:
+                    if len(cache) > 500:
+                        cache.clear()  # old versions: forget them all rather than track ages
+                    cache[key] = body
+            return version, body
+
         async def route(request: Request) -> Response:
             user = CURRENT_USER.get()
             if user is None:
                 return JSONResponse({"error": "login required"}, status_code=401)
-            try:
-                area = clamp_area(user, sources.engine, district_code=sources.district)
-            except PermissionError:
+            # Database reads and the first build of a layer stay off the event loop.
+            found = await run_in_threadpool(answer, user)
+            if found is None:
                 return JSONResponse({"error": "forbidden"}, status_code=403)
-            version = sources.geometry_version()
-            key = (version, level, area.code)
-            with lock:
-                body = cache.get(key)
-            if body is None:
-                body = _geojson_bytes(sources, area, level)
-                with lock:
-                    cache[key] = body
+            version, body = found
+            # The URL the pages use carries the current version: such an answer never changes,
+            # so the browser keeps it for a year. Any other URL (an old page, no ?v=) must
+            # revalidate. Per user area, so private (never in a shared cache).
+            current = request.query_params.get("v") == version
             headers = {
                 "Content-Type": "application/geo+json",
-                "Cache-Control": "private, max-age=86400",
-                "ETag": f'"{version}-{area.code}"',
+                "Cache-Control": IMMUTABLE_PRIVATE if current else "private, no-cache",
+                "ETag": f'"{version}"',
                 "Vary": "Cookie",
             }
             if request.headers.get("if-none-match") == headers["ETag"]:
@@ -119,6 +181,34 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
 
     for kind in LEVEL_ROUTES:
         server.add_api_route(f"/api/v1/{kind}.geojson", layer(kind), methods=["GET"])
+
+    from prometheus_client import CollectorRegistry
+
+    from dashboard import metrics
+
+    stream_registry = CollectorRegistry(auto_describe=False)
+    stream_registry.register(metrics.StreamCollector(lambda: sources.redis, settings))
+
+    @server.get("/metrics", include_in_schema=False)
+    def metrics_route(request: Request) -> Response:
+        """Prometheus text format: bearer token, or loopback only (see dashboard/metrics.py)."""
+        peer = request.client.host if request.client else None
+        status = metrics.allowed(settings, request.headers, peer)
+        if status != 200:
+            refused = {"Cache-Control": "no-store"}
+            if status == 401:
+                refused["WWW-Authenticate"] = "Bearer"
+            return Response(
+                metrics.REFUSED[status],
+                status_code=status,
+                media_type="application/json",
+                headers=refused,
+            )
+        return Response(
+            metrics.render_web(stream_registry),
+            media_type=metrics.CONTENT_TYPE,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @server.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -144,6 +234,47 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
         return JSONResponse(status)
 
 
+class StaticCacheMiddleware:
+    """Let browsers keep versioned static files for a year (``immutable``).
+
+    Dash fingerprints ``/_dash-component-suites/…`` file names with the package version and
+    the file's time (and already sends ``public, max-age=31536000``), and adds ``?m=<mtime>``
+    to every ``/assets/…`` URL it writes into the page; Starlette's static files send no
+    ``Cache-Control`` at all. A versioned URL's content never changes, so both get
+    ``public, max-age=31536000, immutable``; an asset without ``?m=`` must revalidate.
+    """
+
+    def __init__(self, app: Any) -> None:
+        from dash.fingerprint import check_fingerprint
+
+        self.app = app
+        self._fingerprinted = lambda path: check_fingerprint(path)[1]
+
+    def _policy(self, scope: MutableMapping[str, Any]) -> str | None:
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            return None
+        path = scope["path"]
+        if path.startswith("/_dash-component-suites/"):
+            return IMMUTABLE if self._fingerprinted(path) else None
+        if path.startswith("/assets/"):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            return IMMUTABLE if query.get("m") else "no-cache"
+        return None
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        policy = self._policy(scope)
+        if policy is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (200, 304):
+                MutableHeaders(scope=message)["Cache-Control"] = policy
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
 def start_warmer(sources: Sources, every_s: float = 50.0) -> threading.Thread:
     """Keep the common views' charts ready in the background (a daemon thread)."""
     from callbacks.panels import warm_figures
@@ -166,6 +297,8 @@ def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool =
     """Return the ASGI app: FastAPI with the API, logins, the Dash app, and the auth wall."""
     from dashboard.app import create_app
     from dashboard.auth import AuthMiddleware, register_auth_routes, register_websocket_hooks
+    from dashboard.logs import RequestLogMiddleware
+    from dashboard.metrics import instrument_callbacks
 
     sources = build_sources(settings, redis_url)
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -173,13 +306,17 @@ def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool =
     add_routes(server, sources)
     register_auth_routes(server, settings=settings, engine=sources.engine, redis=sources.redis)
     register_websocket_hooks(settings=settings, engine=sources.engine, redis=sources.redis)
-    create_app(settings, sources, server=server)
+    app = create_app(settings, sources, server=server)
+    instrument_callbacks(app)
+    server.add_middleware(StaticCacheMiddleware)
     # Level 5: nearly the size of level 9 at a fraction of the CPU (the Plotly bundle is 4.7 MB).
     server.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if warm:
         start_warmer(sources)
-    # Added last, so outermost: every HTTP request and WebSocket handshake passes it first.
+    # Every HTTP request and WebSocket handshake passes the auth wall first...
     server.add_middleware(
         AuthMiddleware, settings=settings, engine=sources.engine, redis=sources.redis
     )
+    # ...inside the request log, so refused requests are logged and measured too.
+    server.add_middleware(RequestLogMiddleware)
     return server
