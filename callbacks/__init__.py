@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from callbacks import filters, i18n, live, map_, panels, router, tables, wall
+from callbacks import audit, filters, i18n, live, map_, panels, router, tables, wall
 
-MODULES = (router, i18n, filters, panels, tables, map_, live, wall)
+MODULES = (router, i18n, filters, panels, tables, map_, live, wall, audit)
 
 
 def register_all(app: Any, sources: Any) -> None:

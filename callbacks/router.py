@@ -115,11 +115,14 @@ def _rotation(sources: Any, scope: AreaRef) -> dict[str, list[str]]:
 
 def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
     """Return the component tree of ``pathname`` for the logged-in user."""
+    from dashboard.web import map_version
+
     user = common.user()
     query = parse_search(search)
     filters = initial_filters(sources, query)
     scope = common.area(sources, {})
-    is_wall = pathname.rstrip("/") == "/wall"
+    # A wall screen's kiosk token only ever gets the wall, whatever path the browser names.
+    is_wall = pathname.rstrip("/") == "/wall" or user.kiosk
     metric = WALL_METRIC if is_wall else query.get("metric", DEFAULT_METRIC)
     if metric not in panels.METRICS:
         metric = DEFAULT_METRIC
@@ -132,13 +135,14 @@ def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
         options=dropdown_options(sources, scope, filters, lang),
         metrics=metric_options(lang),
         metric=metric,
-        map_version=sources.geometry_version(),
+        map_version=map_version(sources, scope.code),
         map_bounds=bounds,
         hideout={"values": {}, "lang": lang},
         tile_url=sources.settings.tile_url,
         can_choose_town=user.role == "district",
         can_choose_village=user.role in ("district", "town"),
         extra={"rotation": _rotation(sources, scope)} if is_wall else {},
+        district_admin=user.role == "district" and not user.kiosk,
     )
     if is_wall:
         return wall(ctx)

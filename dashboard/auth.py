@@ -3,26 +3,30 @@
 One plain ASGI middleware wraps the whole FastAPI app (HTTP and WebSocket): it checks the signed
 ``wushi_session`` cookie, re-loads the user (cached a few seconds, so disabling a user or logging
 out bites quickly) and puts a ``SessionUser`` into ``CURRENT_USER`` for the request or socket.
-Dash's WebSocket hooks check the session again on connect and on every message. See
+Dash's WebSocket hooks check the session again on connect and on every message, and the
+middleware every 20 s whatever the page sends. Wall screens without a person use a kiosk token
+(``datasources.kiosk``; cookie ``wushi_kiosk``), which opens ``/wall`` only, read-only. See
 ``docs/security.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
 import ipaddress
+import json
 import logging
 import secrets
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
 from dash import hooks as dash_hooks
 from fastapi import FastAPI, Request
@@ -37,6 +41,7 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
 from dashboard.settings import Settings
+from datasources import kiosk as kiosk_tokens
 from datasources import users
 from datasources.audit import record
 from datasources.kpi import AreaRef, UnknownArea, resolve_area
@@ -67,11 +72,35 @@ log = logging.getLogger("wushi.auth")
 
 COOKIE_NAME = "wushi_session"
 CACHE_TTL_S = 10.0
+# How long a confirmed identity outlives an outage of the database or Redis (see _checked).
+STORE_OUTAGE_GRACE_S = 300.0
+# /metrics checks its own bearer token or loopback client (dashboard/metrics.py).
 PUBLIC_PATHS = frozenset(
-    {"/login", "/logout", "/_favicon.ico", "/favicon.ico", "/healthz", "/api/v1/events"}
+    {
+        "/login",
+        "/logout",
+        "/_favicon.ico",
+        "/favicon.ico",
+        "/healthz",
+        "/metrics",
+        "/api/v1/events",
+    }
 )
 PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 MAX_FORM_BYTES = 4096
+# Wall screens: the kiosk cookie (the token itself, HttpOnly), and how long the browser keeps it
+# (Chrome caps cookies at 400 days; each load of /wall renews it).
+KIOSK_COOKIE = "wushi_kiosk"
+KIOSK_COOKIE_MAX_AGE_S = 400 * 86400
+WALL_PATH = "/wall"
+# Pages only a district admin (a person, not a kiosk) may open; others get 403.
+DISTRICT_ADMIN_PAGES = frozenset({"/audit"})
+# How often an open WebSocket's login or kiosk token is checked again, whether or not the page
+# sends anything (with the 10 s cache, a revoked token's socket closes within ~30 s).
+SOCKET_RECHECK_S = 20.0
+# The close code and reasons of a socket whose login or token ended; Dash's client does not
+# reconnect after 4001, and the page's status badge shows "disconnected" for these reasons.
+ENDED_CODE = 4001
 
 ASGIScope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -89,6 +118,8 @@ class SessionUser:
     area_code: str | None  # None for district
     area_level: str  # the level of area_code: district | town | village
     session_id: str
+    # A wall screen's kiosk token, not a person: /wall only, read-only (see kiosk_refusal).
+    kiosk: bool = False
 
 
 CURRENT_USER: ContextVar[SessionUser | None] = ContextVar("wushi_current_user", default=None)
@@ -285,24 +316,67 @@ class _Sessions:
             session_id=session_id,
         )
 
+    def load_kiosk(self, token: str) -> SessionUser | None:
+        try:
+            engine = self._engine()
+            if engine is None:
+                raise SessionStoreUnavailable("the database engine is gone")
+            found = kiosk_tokens.verify(engine, token)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("cannot check a kiosk token: %r", exc)
+            raise SessionStoreUnavailable(str(exc)) from exc
+        return None if found is None else kiosk_user(found)
+
+    async def resolve_kiosk(self, token: str | None, ttl_s: float) -> SessionUser | None:
+        """Return the kiosk identity of a token, re-checked at most every ``ttl_s``."""
+        if not token or len(token) > kiosk_tokens.MAX_TOKEN:
+            return None
+        key = "kiosk:" + kiosk_tokens.hash_token(token)
+        return await self._checked(key, ttl_s, self.load_kiosk, token)
+
+    async def _checked(
+        self, key: str, ttl_s: float, load: Callable[..., SessionUser | None], *args: Any
+    ) -> SessionUser | None:
+        """Return the cached answer for ``key`` if fresh, else ``load(*args)`` (then cached).
+
+        While the database or Redis cannot be asked, an identity confirmed within
+        ``STORE_OUTAGE_GRACE_S`` stays valid, so open pages and reloads keep serving their last
+        figures (marked stale) through a short outage instead of being logged out. The cost: a
+        logout or revocation made during an outage bites only when the store answers again
+        (or after the grace period).
+        """
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+        try:
+            user = await run_in_threadpool(load, *args)
+        except SessionStoreUnavailable:
+            if hit is not None and hit[1] is not None and now - hit[0] < STORE_OUTAGE_GRACE_S:
+                return hit[1]
+            raise
+        with self._cache_lock:
+            if len(self._cache) >= 10_000:
+                # Bounded: forget everything rather than track ages; misses only cost a query.
+                self._cache.clear()
+            self._cache[key] = (now, user)
+        return user
+
+    async def resolve_cookies(self, cookies: Mapping[str, str], ttl_s: float) -> SessionUser | None:
+        """Return who the cookies name: a person's session first, else a wall's kiosk token."""
+        user = await self.resolve(cookies.get(COOKIE_NAME), ttl_s)
+        if user is None:
+            user = await self.resolve_kiosk(cookies.get(KIOSK_COOKIE), ttl_s)
+        return user
+
     async def resolve(self, token: str | None, ttl_s: float) -> SessionUser | None:
         """Return the user of a cookie value, re-checked in the database at most every ``ttl_s``."""
         decoded = self.decode(token)
         if decoded is None:
             return None
         username, session_id, mark = decoded
-        now = time.monotonic()
-        with self._cache_lock:
-            hit = self._cache.get(session_id)
-        if hit is not None and now - hit[0] < ttl_s:
-            return hit[1]
-        user = await run_in_threadpool(self._load, username, session_id, mark)
-        with self._cache_lock:
-            if len(self._cache) >= 10_000:
-                # Bounded: forget everything rather than track ages; misses only cost a query.
-                self._cache.clear()
-            self._cache[session_id] = (now, user)
-        return user
+        return await self._checked(session_id, ttl_s, self._load, username, session_id, mark)
 
     def revoke(self, session_id: str) -> None:
         """End a session everywhere (and at once in this process)."""
@@ -707,7 +781,12 @@ def register_auth_routes(
 
 
 class AuthMiddleware:
-    """Require a valid session on every HTTP request and WebSocket except the public paths."""
+    """Require a valid session on every HTTP request and WebSocket except the public paths.
+
+    A wall screen's kiosk token counts too, but only for what ``/wall`` needs (``kiosk_refusal``);
+    ``/wall?kiosk=TOKEN`` exchanges a token for the kiosk cookie. Open sockets are checked again
+    every ``socket_recheck_s`` and closed (4001) when their login or token has ended.
+    """
 
     def __init__(
         self,
@@ -717,32 +796,154 @@ class AuthMiddleware:
         engine: Engine,
         redis: Redis | None = None,
         cache_ttl_s: float = CACHE_TTL_S,
+        socket_recheck_s: float = SOCKET_RECHECK_S,
     ) -> None:
         self.app = app
         self._engine = engine  # keeps it alive for the sessions, which refer to it weakly
         self._sessions = _sessions_for(settings, engine, redis)
         self._ttl_s = cache_ttl_s
+        self._recheck_s = socket_recheck_s
+        self._proxies = parse_trusted_proxies(settings.trusted_proxies)
 
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
         user: SessionUser | None = None
-        if not _is_public(scope["path"]):
-            token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(COOKIE_NAME)
+        if not _is_public(path):
+            if scope["type"] == "http" and _page_path(path) == WALL_PATH and _kiosk_param(scope):
+                await self._open_kiosk(scope, receive, send)
+                return
+            cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
             try:
-                user = await self._sessions.resolve(token, self._ttl_s)
+                user = await self._sessions.resolve_cookies(cookies, self._ttl_s)
             except SessionStoreUnavailable:
                 await _refuse(scope, receive, send, 503)
                 return
             if user is None:
                 await _refuse(scope, receive, send, 401)
                 return
+            if user.kiosk:
+                body = None
+                if scope["type"] == "http" and path == DASH_CALLBACK_PATH:
+                    body = await _read_body(receive, MAX_CALLBACK_BODY)
+                    receive = _replay(body or b"", receive)
+                status = kiosk_refusal(scope["type"], scope.get("method", "GET"), path, body)
+                if status:
+                    await _forbid(scope, receive, send, status, KIOSK_ONLY_WALL)
+                    return
+                if scope["type"] == "http" and _page_path(path) == WALL_PATH:
+                    # Each load of the wall renews the cookie, so a screen keeps it for good.
+                    token = cookies.get(KIOSK_COOKIE, "")
+                    send = _adding_header(send, self._kiosk_cookie(scope, token))
+            elif _page_path(path) in DISTRICT_ADMIN_PAGES and user.role != "district":
+                await _forbid(scope, receive, send, 403, DISTRICT_ONLY)
+                return
         reset = CURRENT_USER.set(user)
         try:
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and user is not None:
+                await self._guarded_socket(scope, receive, send, user)
+            else:
+                await self.app(scope, receive, send)
         finally:
             CURRENT_USER.reset(reset)
+
+    def _kiosk_cookie(self, scope: ASGIScope, token: str) -> tuple[bytes, bytes]:
+        response = Response()
+        response.set_cookie(
+            KIOSK_COOKIE,
+            token,
+            max_age=KIOSK_COOKIE_MAX_AGE_S,
+            path="/",
+            secure=_is_https(scope, self._proxies),
+            httponly=True,
+            samesite="lax",
+        )
+        return next((k, v) for k, v in response.raw_headers if k == b"set-cookie")
+
+    async def _open_kiosk(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        """Answer ``/wall?kiosk=TOKEN``: set the kiosk cookie and go to the wall without it."""
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        token = next((v for k, v in query if k == "kiosk"), "")
+        rest = [(k, v) for k, v in query if k != "kiosk"]
+        address = client_address(scope, self._proxies)
+        response: Response
+        try:
+            user = await run_in_threadpool(self._sessions.load_kiosk, token)
+            if user is not None:
+                await run_in_threadpool(
+                    record,
+                    self._engine,
+                    action="kiosk.open",
+                    username=user.username,
+                    address=address,
+                    area_code=user.area_code,
+                    detail={"kiosk": user.display_name},
+                )
+        except (SessionStoreUnavailable, SQLAlchemyError, OSError) as exc:
+            log.error("cannot open a kiosk from %s: %r", address, exc)
+            await _refuse(scope, receive, send, 503)
+            return
+        if user is None:
+            log.warning("refused an unknown or revoked kiosk token from %s", address)
+            response = _message_page(KIOSK_INVALID, 403)
+        else:
+            log.info("kiosk %s opened the wall from %s", user.display_name, address)
+            response = RedirectResponse(
+                WALL_PATH + ("?" + urlencode(rest) if rest else ""), status_code=303
+            )
+            response.raw_headers.append(self._kiosk_cookie(scope, token))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        await response(scope, receive, send)
+
+    async def _guarded_socket(
+        self, scope: ASGIScope, receive: Receive, send: Send, user: SessionUser
+    ) -> None:
+        """Run the socket, closing it (4001) once its login or kiosk token has ended.
+
+        Dash checks sessions only when the page sends something (``check_socket_message``);
+        this checks every ``socket_recheck_s`` whatever the page does, so a revoked wall that
+        sends nothing still stops receiving. After the close the app's further messages are
+        dropped, and the next thing it receives is the disconnect.
+        """
+        cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
+        closed = False
+
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal closed
+            if closed:
+                return
+            if message["type"] == "websocket.close":
+                closed = True
+            await send(message)
+
+        async def guarded_receive() -> MutableMapping[str, Any]:
+            message = await receive()
+            if closed and message["type"] != "websocket.disconnect":
+                return {"type": "websocket.disconnect", "code": ENDED_CODE}
+            return message
+
+        async def watch() -> None:
+            while not closed:
+                await asyncio.sleep(self._recheck_s)
+                try:
+                    now = await self._sessions.resolve_cookies(cookies, self._ttl_s)
+                except SessionStoreUnavailable:
+                    continue  # keep the screen while the store is down; HTTP fails closed
+                if now is None or _identity(now) != _identity(user):
+                    log.info("closing the socket of %s: %s", user.username, _ended(user))
+                    await guarded_send(
+                        {"type": "websocket.close", "code": ENDED_CODE, "reason": _ended(user)}
+                    )
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        finally:
+            watcher.cancel()
 
 
 async def _refuse(scope: ASGIScope, receive: Receive, send: Send, status: int) -> None:
@@ -772,18 +973,258 @@ async def _refuse(scope: ASGIScope, receive: Receive, send: Send, status: int) -
     await response(scope, receive, send)
 
 
+# --- Kiosks: wall screens without a person ----------------------------------------------------
+
+DASH_CALLBACK_PATH = "/_dash-update-component"
+DASH_SOCKET_PATH = "/_dash-ws-callback"
+MAX_CALLBACK_BODY = 1 << 20
+# What a kiosk may GET besides the callbacks: the wall, Dash's layout and callback list, the map.
+KIOSK_GET_PATHS = frozenset(
+    {
+        WALL_PATH,
+        "/_dash-layout",
+        "/_dash-dependencies",
+        "/api/v1/grids.geojson",
+        "/api/v1/villages.geojson",
+        "/api/v1/towns.geojson",
+    }
+)
+KIOSK_ONLY_WALL = (
+    "此大屏令牌只能打开 /wall（只读）/ A wall-screen token opens /wall only (read-only)"
+)
+KIOSK_INVALID = (
+    "大屏令牌无效或已撤销，请联系区指挥中心 / "
+    "This wall-screen token is not valid or was revoked: ask the district command center"
+)
+DISTRICT_ONLY = "仅区级管理员可以打开此页 / Only district administrators may open this page"
+
+
+def kiosk_user(kiosk: kiosk_tokens.Kiosk) -> SessionUser:
+    """Return the identity of a wall screen: its token's area, marked as a kiosk."""
+    return SessionUser(
+        username=f"kiosk:{kiosk.name}",
+        display_name=kiosk.name,
+        role=kiosk.level,
+        area_code=kiosk.area_code,
+        area_level=kiosk.level,
+        session_id=f"kiosk:{kiosk.id}",
+        kiosk=True,
+    )
+
+
+def _page_path(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _kiosk_param(scope: ASGIScope) -> bool:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return any(k == "kiosk" for k, _ in parse_qsl(query, keep_blank_values=True))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """Read a request body of at most ``limit`` bytes (None when larger or cut off)."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body"):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Return a ``receive`` that hands the app the body already read, then the real one."""
+    pending = True
+
+    async def replay() -> MutableMapping[str, Any]:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _adding_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), header]
+        await send(message)
+
+    return wrapped
+
+
+_MESSAGE_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>无事找书记 · 指挥中心</title>
+<style>body{{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
+background:#0f2741;color:#fff;font:24px/1.6 "Noto Sans CJK SC","PingFang SC","Microsoft YaHei",
+system-ui,sans-serif;text-align:center}}main{{max-width:900px;padding:32px}}
+a{{color:#90caf9}}</style></head>
+<body><main><p role="alert">{message}</p><p><a href="/">首页 / Home</a></p></main></body></html>
+"""
+
+
+def _message_page(message: str, status: int) -> HTMLResponse:
+    body = _MESSAGE_PAGE.format(message=html.escape(message))
+    return HTMLResponse(body, status_code=status, headers=dict(_PAGE_HEADERS))
+
+
+async def _forbid(scope: ASGIScope, receive: Receive, send: Send, status: int, why: str) -> None:
+    """Refuse a logged-in request: 403 (a page, JSON or a refused socket), or 204 for no-op."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 4403, "reason": "forbidden"})
+        return
+    response: Response
+    if status == 204:
+        response = Response(status_code=204)
+    elif scope["method"] in ("GET", "HEAD") and "text/html" in Headers(scope=scope).get(
+        "accept", ""
+    ):
+        response = _message_page(why, 403)
+    else:
+        response = JSONResponse({"error": "forbidden"}, status_code=403)
+    response.headers["Cache-Control"] = "no-store"
+    await response(scope, receive, send)
+
+
+def kiosk_refusal(kind: str, method: str, path: str, body: bytes | None) -> int:
+    """Return 0 if a kiosk may make this request, 204 if it has nothing to do, else 403.
+
+    A kiosk may open ``/wall``, load Dash's layout and callback list, the map's GeoJSON, the live
+    socket, and run the callbacks that write only to components of the wall (so no export, no
+    table, no other page's chart, no audit log), with ``/wall`` as the page wherever a callback
+    is told the page. Everything else is refused.
+    """
+    if kind == "websocket":
+        return 0 if path == DASH_SOCKET_PATH else 403
+    if method in ("GET", "HEAD"):
+        return 0 if _page_path(path) in KIOSK_GET_PATHS else 403
+    if method == "POST" and path == DASH_CALLBACK_PATH and body is not None:
+        return _kiosk_callback_refusal(body)
+    return 403
+
+
+def _ident_key(ident: Any) -> str:
+    return json.dumps(ident, sort_keys=True, separators=(",", ":"))
+
+
+def _wall_components() -> tuple[frozenset[str], tuple[dict[str, Any], ...]]:
+    """Return the ids on the wall (with the page's shell): plain ids, and dict ids."""
+    cached = _WALL_IDS.get("ids")
+    if cached is not None:
+        return cached
+    from dashboard.app import root_layout
+    from layouts.pages import PageContext, wall
+
+    ctx = PageContext(
+        lang="zh",
+        path=WALL_PATH,
+        username="",
+        filters={},
+        options={"towns": [], "villages": [], "grids": []},
+        metrics=[],
+        metric="calls",
+        map_version="0",
+        map_bounds=None,
+        hideout={},
+    )
+    plain: set[str] = set()
+    dicts: list[dict[str, Any]] = []
+    for tree in (root_layout(), wall(ctx)):
+        for component in [tree, *tree._traverse()]:
+            ident = getattr(component, "id", None)
+            if isinstance(ident, str):
+                plain.add(ident)
+            elif isinstance(ident, dict):
+                dicts.append(ident)
+    _WALL_IDS["ids"] = (frozenset(plain), tuple(dicts))
+    return _WALL_IDS["ids"]
+
+
+_WALL_IDS: dict[str, tuple[frozenset[str], tuple[dict[str, Any], ...]]] = {}
+
+
+def _matches(pattern: dict[str, Any], ident: dict[str, Any]) -> bool:
+    """Return whether a callback's wildcard id (``["ALL"]`` etc.) matches a concrete id."""
+    if set(pattern) != set(ident):
+        return False
+    return all(isinstance(v, list) or ident[k] == v for k, v in pattern.items())
+
+
+def _dependencies(value: Any) -> list[dict[str, Any]]:
+    """Flatten a callback request's outputs, inputs or state (nested for wildcards)."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [d for item in value for d in _dependencies(item)]
+    return []
+
+
+def _kiosk_callback_refusal(body: bytes) -> int:
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return 403
+    output = request.get("output") if isinstance(request, dict) else None
+    if not isinstance(output, str):
+        return 403
+    plain, dicts = _wall_components()
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    patterns = []
+    for part in parts:
+        ident, _, _prop = part.rpartition(".")
+        if ident.startswith("{"):
+            try:
+                pattern = json.loads(ident)
+            except ValueError:
+                return 403
+            if not isinstance(pattern, dict):
+                return 403
+            patterns.append(pattern)
+        elif ident not in plain:
+            return 403
+    wall_keys = {_ident_key(d) for d in dicts}
+    concrete = [dep.get("id") for dep in _dependencies(request.get("outputs"))]
+    for target in concrete:
+        if isinstance(target, dict) and _ident_key(target) in wall_keys:
+            continue
+        if isinstance(target, str) and target in plain:
+            continue
+        return 403
+    if not concrete and not any(_matches(p, d) for p in patterns for d in dicts):
+        # A wildcard callback for components the wall does not have: nothing to write.
+        return 204
+    for dep in _dependencies(request.get("inputs")) + _dependencies(request.get("state")):
+        if dep.get("id") == "url" and dep.get("property") == "pathname":
+            if _page_path(str(dep.get("value") or "")) != WALL_PATH:
+                return 403
+    return 0
+
+
 # --- Dash WebSocket hooks --------------------------------------------------------------------
 
 
-def _identity(user: SessionUser) -> tuple[str, str, str | None, str]:
-    return user.username, user.role, user.area_code, user.session_id
+def _identity(user: SessionUser) -> tuple[str, str, str | None, str, bool]:
+    return user.username, user.role, user.area_code, user.session_id, user.kiosk
+
+
+def _ended(user: SessionUser | None) -> str:
+    """Return the close reason for a socket whose login or token ended."""
+    return "kiosk revoked" if user is not None and user.kiosk else "session ended"
 
 
 async def _socket_user(websocket: Any) -> SessionUser | None:
     sessions = _REGISTRY.hook_sessions
     if sessions is None:
         return None
-    return await sessions.resolve(websocket.cookies.get(COOKIE_NAME), _REGISTRY.hook_ttl_s)
+    return await sessions.resolve_cookies(websocket.cookies, _REGISTRY.hook_ttl_s)
 
 
 async def check_socket_connect(websocket: Any) -> bool | tuple[int, str]:
@@ -801,12 +1242,12 @@ async def check_socket_message(websocket: Any, message: Any) -> bool | tuple[int
         user = await _socket_user(websocket)
     except SessionStoreUnavailable:
         return (1013, "session store unavailable")
+    current = CURRENT_USER.get()
     if user is None:
         # 4001: Dash's client does not reconnect; the page must be reloaded (to the login).
-        return (4001, "session ended")
-    current = CURRENT_USER.get()
+        return (ENDED_CODE, _ended(current))
     if current is not None and _identity(current) != _identity(user):
-        return (4001, "session changed")
+        return (ENDED_CODE, "session changed")
     return True
 
 

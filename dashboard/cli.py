@@ -344,14 +344,16 @@ def geo_import(ctx: click.Context, file: Path, replace_all: bool) -> None:
 @click.pass_context
 def worker(ctx: click.Context, consumer: str | None, no_scheduler: bool) -> None:
     """Store the event stream in the database and keep the live state (until SIGTERM)."""
-    import logging
+    import os
 
+    # The worker's metrics are its own (WUSHI_WORKER_METRICS_PORT), never in the web's shared
+    # multiprocess directory: drop it before prometheus_client is imported.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from dashboard.logs import configure_logging
     from dashboard.worker import run_worker
 
     settings = _settings(ctx)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    configure_logging(settings)
     run_worker(settings, consumer=consumer, with_scheduler=not no_scheduler)
 
 
@@ -404,8 +406,15 @@ def simulate(
 )
 @click.pass_context
 def web(ctx: click.Context, workers: int) -> None:
-    """Serve the dashboard, the API and the logins (uvicorn) until Ctrl-C."""
+    """Serve the dashboard, the API and the logins (uvicorn) until Ctrl-C or SIGTERM.
+
+    With --workers N, N processes share the port; each is stateless apart from caches (sessions,
+    login limits, the live state and the stream live in Redis and SQL). Their metrics are summed
+    through prometheus_client's multiprocess directory (docs/deploy.md).
+    """
     import uvicorn
+
+    from dashboard.logs import configure_logging
 
     settings = _settings(ctx)
     if not settings.redis_url:
@@ -413,7 +422,12 @@ def web(ctx: click.Context, workers: int) -> None:
             "WUSHI_REDIS_URL is not set: `wushi web` serves a shared Redis; "
             "run `wushi demo` for everything on one machine with an embedded Redis"
         )
-    click.echo(f"serving http://{settings.host}:{settings.port}/")
+    configure_logging(settings)
+    metrics_dir = _prepare_metrics_dir(settings, workers)
+    click.echo(
+        f"serving http://{settings.host}:{settings.port}/ with {workers} process(es)"
+        + (f" (metrics in {metrics_dir})" if metrics_dir else "")
+    )
     uvicorn.run(
         "dashboard.asgi:app_factory",
         factory=True,
@@ -421,8 +435,38 @@ def web(ctx: click.Context, workers: int) -> None:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        # Our logging (dashboard.logs), set up again in every process by the app factory; our
+        # request log replaces uvicorn's access log, which would print query strings.
+        log_config=None,
+        access_log=False,
+        # X-Forwarded-For is believed only from WUSHI_TRUSTED_PROXIES (dashboard.auth).
         proxy_headers=False,
+        # Live pages keep their socket open: do not wait for them longer than this on stop.
+        timeout_graceful_shutdown=10,
     )
+
+
+def _prepare_metrics_dir(settings: Settings, workers: int) -> str | None:
+    """Empty (and create) the web processes' shared Prometheus directory; return it.
+
+    Several processes need prometheus_client's multiprocess mode: each writes its counters to
+    files there and a scrape of any process sums them. ``PROMETHEUS_MULTIPROC_DIR`` wins when
+    set (e.g. a tmpfs under /run); otherwise ``<var dir>/metrics/web-<port>``. One process needs
+    nothing.
+    """
+    import os
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path and workers == 1:
+        return None
+    target = Path(path) if path else settings.var_dir / "metrics" / f"web-{settings.port}"
+    # Files of an earlier run would be summed with this run's: start empty.
+    if target.exists():
+        for old in target.glob("*.db"):
+            old.unlink()
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(target.resolve())
+    return str(target)
 
 
 DEMO_USERS = (
@@ -661,6 +705,93 @@ def audit(ctx: click.Context, limit: int, username: str | None, action: str | No
         for e in entries(_engine(ctx), limit=limit, username=username, action=action)
     ]
     click.echo(_table(["time (UTC+8)", "user", "action", "address", "area", "detail"], rows))
+
+
+@main.group()
+def kiosk() -> None:
+    """Wall-screen kiosk tokens: issue, list, revoke."""
+
+
+def _local(when: dt.datetime | None, never: str = "never") -> str:
+    if when is None:
+        return never
+    return when.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+@kiosk.command("issue")
+@click.argument("name")
+@click.option("--town", default=None, help="Town code: the screen shows this town only.")
+@click.option("--village", default=None, help="Village code: the screen shows this village only.")
+@click.option("--by", "by", required=True, help="The district admin issuing it (a username).")
+@click.option(
+    "--base-url",
+    default=None,
+    help="The dashboard's address as the screen reaches it (default http://WUSHI_HOST:WUSHI_PORT).",
+)
+@click.pass_context
+def kiosk_issue(
+    ctx: click.Context,
+    name: str,
+    town: str | None,
+    village: str | None,
+    by: str,
+    base_url: str | None,
+) -> None:
+    """Issue the kiosk token NAME for one wall screen (district, or --town / --village)."""
+    from datasources.db import upgrade
+    from datasources.kiosk import KioskError, issue
+
+    if town and village:
+        raise click.UsageError("give --town or --village, not both")
+    settings = _settings(ctx)
+    engine = _engine(ctx)
+    upgrade(engine)
+    try:
+        made, token = issue(engine, name, by=by, town=town, village=village)
+    except KioskError as exc:
+        raise click.ClickException(str(exc)) from None
+    base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    where = f"{made.level} {made.area_code} {made.area_name}" if made.area_code else "district"
+    click.echo(f"issued kiosk token {made.name} ({where}), read-only, /wall only")
+    click.echo("open this address on the wall screen (shown once; keep it like a password):")
+    click.echo(f"  {base}/wall?kiosk={token}")
+    click.echo(f"revoke it with: wushi kiosk revoke {made.name}")
+
+
+@kiosk.command("list")
+@click.pass_context
+def kiosk_list(ctx: click.Context) -> None:
+    """Print every kiosk token (never the tokens themselves)."""
+    from datasources.kiosk import list_kiosks
+
+    rows = [
+        [
+            k.name,
+            f"{k.level} {k.area_code} {k.area_name or '?'}" if k.area_code else "district",
+            k.created_by,
+            _local(k.created_at),
+            "active" if k.active else f"revoked {_local(k.revoked_at)} by {k.revoked_by or '?'}",
+            _local(k.last_seen_at),
+        ]
+        for k in list_kiosks(_engine(ctx))
+    ]
+    headers = ["name", "area", "issued by", "issued (UTC+8)", "state", "last seen (UTC+8)"]
+    click.echo(_table(headers, rows))
+
+
+@kiosk.command("revoke")
+@click.argument("name")
+@click.option("--by", "by", default=None, help="The district admin revoking it (optional).")
+@click.pass_context
+def kiosk_revoke(ctx: click.Context, name: str, by: str | None) -> None:
+    """Revoke NAME: its screen is refused within seconds and disconnected within a minute."""
+    from datasources.kiosk import KioskError, revoke
+
+    try:
+        revoke(_engine(ctx), name, by=by)
+    except KioskError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked kiosk token {name}")
 
 
 if __name__ == "__main__":

@@ -60,11 +60,20 @@ def entries(
     limit: int = 50,
     username: str | None = None,
     action: str | None = None,
+    since: dt.datetime | None = None,
+    before: dt.datetime | None = None,
 ) -> list[AuditEntry]:
-    """Return the newest entries first; ``action`` "login" also matches "login.failed" etc."""
+    """Return the newest entries first; ``action`` "login" also matches "login.failed" etc.
+
+    ``since`` and ``before`` (timezone-aware) keep entries with ``since <= ts < before``.
+    """
     stmt = select(AuditLog).order_by(AuditLog.ts.desc(), AuditLog.id.desc()).limit(limit)
     if username:
         stmt = stmt.where(AuditLog.username == username)
+    if since is not None:
+        stmt = stmt.where(AuditLog.ts >= since)
+    if before is not None:
+        stmt = stmt.where(AuditLog.ts < before)
     if action:
         stmt = stmt.where(
             (AuditLog.action == action) | AuditLog.action.startswith(action + ".", autoescape=True)
@@ -74,3 +83,16 @@ def entries(
             AuditEntry(r.ts, r.username, r.action, r.address, r.area_code, dict(r.detail or {}))
             for r in session.scalars(stmt)
         ]
+
+
+def usernames(engine: Engine, *, limit: int = 500) -> list[str]:
+    """Return the usernames that appear in the log (people, kiosks, ``cli:…``), sorted."""
+    stmt = (
+        select(AuditLog.username)
+        .where(AuditLog.username.is_not(None))
+        .distinct()
+        .order_by(AuditLog.username)
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        return [name for name in session.scalars(stmt) if name]

@@ -507,3 +507,30 @@ class CallReturn(Base):
 
 
 __all__ += ["CallReturn", "LiveOutbox"]
+
+
+# --- Kiosk tokens (issue #6): unattended wall screens -----------------------------------------
+
+
+class KioskToken(Base):
+    """A named, revocable token that lets one wall screen show ``/wall`` without a login.
+
+    Only the SHA-256 of the token is stored; the token itself is printed once when issued.
+    ``level`` and ``area_code`` are the area the screen shows (district: no code).
+    """
+
+    __tablename__ = "kiosk_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    level: Mapped[str] = mapped_column(String(16))  # district | town | village
+    area_code: Mapped[str | None] = mapped_column(CODE)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+__all__ += ["KioskToken"]

@@ -22,6 +22,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "connecting": ("连接中…", "Connecting…"),
     "data_as_of": ("数据截至", "Data as of"),
     "stale": ("数据已过期", "Data is stale"),
+    "db_stale": ("数据暂停更新（自 {since} 起）", "Data stale since {since}"),
     "live_feed": ("实时动态", "Live feed"),
     "alerts": ("告警", "Alerts"),
     "no_alerts": ("暂无告警", "No alerts"),
@@ -128,7 +129,61 @@ STRINGS: dict[str, tuple[str, str]] = {
     "period_30d": ("近30天", "Last 30 days"),
     "period_2022": ("2022年", "2022"),
     "period_custom": ("自定义", "Custom"),
+    # Socket closed for good: the login or the wall's kiosk token ended (no reconnecting).
+    "disconnected": ("已断开", "Disconnected"),
+    # The audit page
+    "nav_audit": ("审计日志", "Audit log"),
+    "audit_title": (
+        "审计日志：登录、导出、用户与大屏令牌变更",
+        "Audit log: logins, exports, user and wall-token changes",
+    ),
+    "audit_forbidden": (
+        "仅区级管理员可以查看审计日志",
+        "Only district administrators may see the audit log",
+    ),
+    "audit_user": ("用户", "User"),
+    "audit_all_users": ("全部用户", "All users"),
+    "audit_action": ("操作", "Action"),
+    "audit_all_actions": ("全部操作", "All actions"),
+    "audit_refresh": ("刷新", "Refresh"),
+    "audit_count": ("显示最新 {n} 条记录", "Showing the newest {n} entries"),
+    "col_time": ("时间（北京时间）", "Time (UTC+8)"),
+    "col_user": ("用户", "User"),
+    "col_action": ("操作", "Action"),
+    "col_address": ("来源地址", "From"),
+    "col_detail": ("详情", "Detail"),
 }
+
+# Audit log actions: the filter's groups (a group matches "group" and "group.*") and the labels.
+AUDIT_GROUPS: dict[str, tuple[str, str]] = {
+    "login": ("登录（含失败、锁定）", "Logins (incl. failures, lockouts)"),
+    "logout": ("退出", "Log-outs"),
+    "export": ("导出", "Exports"),
+    "user": ("用户变更", "User changes"),
+    "kiosk": ("大屏令牌", "Wall-screen tokens"),
+    "geo": ("边界导入", "Boundary imports"),
+}
+AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
+    "login": ("登录", "Log in"),
+    "login.failed": ("登录失败", "Failed login"),
+    "login.lockout": ("登录锁定", "Locked out"),
+    "logout": ("退出", "Log out"),
+    "export": ("导出", "Export"),
+    "user.add": ("新增用户", "User added"),
+    "user.disable": ("停用用户", "User disabled"),
+    "user.enable": ("启用用户", "User enabled"),
+    "user.password": ("修改密码", "Password changed"),
+    "kiosk.issue": ("签发大屏令牌", "Wall token issued"),
+    "kiosk.revoke": ("撤销大屏令牌", "Wall token revoked"),
+    "kiosk.open": ("大屏接入", "Wall screen opened"),
+    "geo.import": ("导入边界", "Boundaries imported"),
+}
+
+
+def action_label(action: str, lang: str = "zh") -> str:
+    """Return an audit action's label in ``lang`` (the action itself when unknown)."""
+    zh, en = AUDIT_ACTIONS.get(action, (action, action))
+    return en if lang == "en" else zh
 
 
 def t(key: str, lang: str = "zh") -> str:

@@ -16,6 +16,7 @@ WS_STATUS = "ws-status"
 CLOCK = "clock"
 DATA_AS_OF = "data-as-of"
 FRESHNESS = "freshness"
+DB_STALE = "db-stale"
 
 FILTERS = "filters-store"
 TOWN = "filter-town"
@@ -62,6 +63,14 @@ DOWNLOAD = "download"
 WALL_TICK = "wall-tick"
 WALL_FOCUS = "wall-focus"
 WALL_ROTATION = "wall-rotation"
+
+# The audit page (district admins only).
+AUDIT_TABLE = "audit-table"
+AUDIT_USER = "audit-user"
+AUDIT_ACTION = "audit-action"
+AUDIT_PERIOD = "audit-period"
+AUDIT_REFRESH = "audit-refresh"
+AUDIT_COUNT = "audit-count"
 
 
 def chart(name: str, slot: int = 0) -> dict[str, Any]:

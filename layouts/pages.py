@@ -13,7 +13,7 @@ import dash_ag_grid as dag
 from dash import dcc, html
 
 from layouts import ids
-from layouts.components import graph, panel
+from layouts.components import graph, panel, stale_badge
 from layouts.i18n import t
 from layouts.map import grid_map
 
@@ -52,7 +52,10 @@ PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "/supervision": ("nav_supervision", (ids.CHART_SUPERVISION, ids.TABLE_VILLAGES)),
     "/devices": ("nav_devices", (ids.CHART_DEVICES, ids.TABLE_VILLAGES)),
+    # District admins only (the nav shows it to them; the server refuses everyone else).
+    "/audit": ("nav_audit", ()),
 }
+AUDIT_PATH = "/audit"
 
 CHART_TITLES = {
     ids.CHART_CLOSURE: "chart_closure",
@@ -87,6 +90,8 @@ class PageContext:
     can_choose_town: bool = True
     can_choose_village: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # A district admin (a person, not a wall's kiosk token): may see the audit log.
+    district_admin: bool = False
 
 
 def _status(lang: str) -> html.Span:
@@ -99,6 +104,7 @@ def _status(lang: str) -> html.Span:
             "data-label-connected": t("live", lang),
             "data-label-reconnecting": t("reconnecting", lang),
             "data-label-connecting": t("connecting", lang),
+            "data-label-disconnected": t("disconnected", lang),
         },
     )
 
@@ -110,6 +116,7 @@ def _topbar(ctx: PageContext) -> html.Div:
             html.H1(t("app_title", lang)),
             _status(lang),
             html.Span(id=ids.DATA_AS_OF, className="asof"),
+            stale_badge(lang),
             html.Span(ctx.username),
             html.Button(t("language", lang), id=ids.LANG_SWITCH, className="btn", n_clicks=0),
             html.A(t("logout", lang), href="/logout", className="btn"),
@@ -126,6 +133,7 @@ def _nav(ctx: PageContext, search: str) -> html.Div:
             className="active" if path == ctx.path else "",
         )
         for path, (key, _panels) in PAGES.items()
+        if path != AUDIT_PATH or ctx.district_admin
     ]
     links.append(html.A(t("nav_wall", ctx.lang), href="/wall", target="_blank"))
     return html.Div(links, className="nav", id=ids.NAV)
@@ -258,6 +266,8 @@ def _table(table_id: str, lang: str) -> html.Div:
 
 def page(ctx: PageContext, search: str = "") -> html.Div:
     """Return the overview or a topic page for a tablet or desktop."""
+    if ctx.path == AUDIT_PATH:
+        return audit_page(ctx, search)
     key, parts = PAGES.get(ctx.path, PAGES["/"])
     panels = []
     for part in parts:
@@ -317,6 +327,7 @@ def wall(ctx: PageContext) -> html.Div:
                                 _status(lang),
                                 html.Span(id=ids.CLOCK, className="clock"),
                                 html.Span(id=ids.DATA_AS_OF, className="asof"),
+                                stale_badge(lang),
                             ]
                         ),
                     ],
@@ -354,4 +365,83 @@ def wall(ctx: PageContext) -> html.Div:
             className="wall",
         ),
         className="wall-viewport",
+    )
+
+
+def _audit_filters(lang: str) -> html.Div:
+    from layouts.i18n import AUDIT_GROUPS
+
+    def field_(label: str, control: Any) -> html.Div:
+        return html.Div([html.Label(label), control], className="field")
+
+    return html.Div(
+        [
+            field_(
+                t("audit_user", lang),
+                dcc.Dropdown(id=ids.AUDIT_USER, options=[], placeholder=t("audit_all_users", lang)),
+            ),
+            field_(
+                t("audit_action", lang),
+                dcc.Dropdown(
+                    id=ids.AUDIT_ACTION,
+                    options=[
+                        {"label": (en if lang == "en" else zh), "value": group}
+                        for group, (zh, en) in AUDIT_GROUPS.items()
+                    ],
+                    placeholder=t("audit_all_actions", lang),
+                    searchable=False,
+                ),
+            ),
+            field_(
+                t("period", lang),
+                dcc.DatePickerRange(
+                    id=ids.AUDIT_PERIOD, display_format="YYYY-MM-DD", minimum_nights=0
+                ),
+            ),
+            html.Button(
+                t("audit_refresh", lang), id=ids.AUDIT_REFRESH, className="btn", n_clicks=0
+            ),
+        ],
+        className="filters",
+    )
+
+
+def audit_page(ctx: PageContext, search: str = "") -> html.Div:
+    """Return the audit log page: filters and a large table (filled by ``callbacks/audit.py``)."""
+    lang = ctx.lang
+    if not ctx.district_admin:
+        body: Any = html.Div(t("audit_forbidden", lang), className="panel forbidden", role="alert")
+    else:
+        body = html.Div(
+            [
+                html.H2(t("audit_title", lang)),
+                _audit_filters(lang),
+                html.Div(id=ids.AUDIT_COUNT, className="audit-count"),
+                dag.AgGrid(
+                    id=ids.AUDIT_TABLE,
+                    columnDefs=[],
+                    rowData=[],
+                    defaultColDef={
+                        "sortable": True,
+                        "filter": True,
+                        "resizable": True,
+                        "wrapText": True,
+                        "autoHeight": True,
+                    },
+                    dashGridOptions={
+                        "pagination": True,
+                        "paginationPageSize": 50,
+                        "headerHeight": 48,
+                        "rowHeight": 44,
+                    },
+                    style={"height": "70vh", "fontSize": "17px"},
+                    className="ag-theme-alpine audit-grid",
+                ),
+            ],
+            className="panel audit",
+        )
+    return html.Div(
+        [_topbar(ctx), _nav(ctx, search), html.Div(body, className="main audit-main")],
+        className="shell",
+        **{"data-page": "nav_audit"},
     )
