@@ -27,17 +27,31 @@ def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:
     on the server, whatever the dropdowns offered.
     """
     f = filters or {}
-    try:
-        return clamp_area(
-            user(),
-            sources.engine,
-            town=f.get("town"),
-            village=f.get("village"),
-            grid=f.get("grid"),
-            district_code=sources.district,
-        )
-    except (PermissionError, UnknownArea, LookupError):
-        raise PreventUpdate from None
+    who = user()
+    wanted = (f.get("town"), f.get("village"), f.get("grid"))
+
+    def clamp() -> AreaRef | None:
+        # A refusal is an answer (None), not an exception: OutOfScope is a PermissionError, an
+        # OSError, which Sources.cached takes for "database unavailable" (it would mark every
+        # page of the process stale because one user asked for another town).
+        try:
+            return clamp_area(
+                who,
+                sources.engine,
+                town=wanted[0],
+                village=wanted[1],
+                grid=wanted[2],
+                district_code=sources.district,
+            )
+        except (PermissionError, UnknownArea, LookupError):
+            return None
+
+    # Cached per scope and request (areas hardly change), so a page does not query the
+    # database for it on every callback, and keeps working from the cache while it is down.
+    found = sources.cached(("clamp", who.role, who.area_code, wanted), clamp, long=True)
+    if found is None:
+        raise PreventUpdate
+    return found  # type: ignore[no-any-return]
 
 
 def default_period(today: dt.date) -> Period:

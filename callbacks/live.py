@@ -4,6 +4,11 @@ One persistent async callback per open page. It subscribes to the worker's pub/s
 (``wushi:{district}:live``, one message per stored batch), keeps the area from the logged-in
 user (never from the client), and pushes with ``set_props``. After a reconnect Dash restarts it;
 it then re-reads the feed list, so nothing shown is lost across server or Redis restarts.
+
+Faults (docs/reliability.md): when its Redis subscription fails, it marks ``#ws-status`` with
+``data-feed="down"`` (the page then shows "重新连接中… / Reconnecting…" although the socket is
+up), retries every 0.5–2 s and clears the mark once subscribed again. It probes the database
+every two seconds through ``Sources`` and shows or hides the "data stale" badge.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from dash import ctx, set_props
-from dash.exceptions import PreventUpdate
+from dash.exceptions import PreventUpdate, WebsocketDisconnected
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from callbacks import common
+from dashboard.sources import DB_UNAVAILABLE as DB_DOWN
 from datasources import live_view
 from datasources.live import LiveKeys
 from datasources.periods import SHANGHAI
 from layouts import ids
-from layouts.components import alert_item, feed_item, today_tiles
+from layouts.components import alert_item, feed_item, stale_badge_props, today_tiles
 from layouts.i18n import normal_lang, t
 
 log = logging.getLogger("wushi.live")
@@ -35,12 +43,27 @@ SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
 FLUSH_S = 0.15  # feed and today's tiles: at most one browser update per 150 ms
 SELECTION_EVERY_S = 1.0  # how often the page's filters and language are read back
+PROBE_EVERY_S = 2.0  # how often the database is probed for the "data stale" badge
+RETRY_MAX_S = 2.0  # longest wait between attempts to subscribe again after losing Redis
+
+
+class _PageGone(Exception):
+    """The page stopped answering (closed, or a socket Dash no longer routes replies to)."""
 
 
 async def _selection(ws: Any) -> tuple[dict[str, Any], str]:
-    filters = await ws.get_prop(ids.FILTERS, "data")
-    lang = await ws.get_prop(ids.LANG, "data")
+    try:
+        filters = await ws.get_prop(ids.FILTERS, "data")
+        lang = await ws.get_prop(ids.LANG, "data")
+    except (TimeoutError, WebsocketDisconnected):
+        # A get_prop unanswered for 30 s: the page is gone or its replies go to another socket.
+        raise _PageGone from None
     return (filters if isinstance(filters, dict) else {}), normal_lang(lang)
+
+
+def _feed_state(state: str) -> None:
+    """Tell the page whether its live feed is subscribed ("up") or not ("down")."""
+    set_props(ids.WS_STATUS, {"data-feed": state})
 
 
 def register(app: Any, sources: Any) -> None:
@@ -53,18 +76,32 @@ def register(app: Any, sources: Any) -> None:
         common.user()
         ws = ctx.websocket
         backoff = 0.5
+        progress = {"subscribed": False}
         while not ws.is_shutdown:
+            # No silent retries inside redis-py: a lost connection must show on the page at once.
             r = aioredis.from_url(
-                sources.redis_url, socket_connect_timeout=2, health_check_interval=10
+                sources.redis_url,
+                socket_connect_timeout=2,
+                health_check_interval=10,
+                retry=Retry(NoBackoff(), 0),
             )
             try:
-                await _serve(ws, r)
+                await _serve(ws, r, progress)
                 return
+            except _PageGone:
+                raise PreventUpdate from None
             except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
                 log.warning("live: redis unavailable (%s); retrying", type(exc).__name__)
+                _feed_state("down")
                 set_props(ids.DATA_AS_OF, {"className": "asof stale"})
+                if progress["subscribed"]:
+                    backoff, progress["subscribed"] = 0.5, False
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+            except DB_DOWN as exc:
+                # Only before the page's area is first known (then the last one is kept).
+                log.warning("live: database unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(RETRY_MAX_S)
             except (PreventUpdate, asyncio.CancelledError):
                 raise
             except Exception:
@@ -75,15 +112,30 @@ def register(app: Any, sources: Any) -> None:
                 await r.aclose()
         raise PreventUpdate
 
-    async def _serve(ws: Any, r: aioredis.Redis) -> None:
+    def _area(filters: dict[str, Any], current: Any) -> Any:
+        """Return the area of the filters; while the database is down, keep the current one."""
+        try:
+            return common.area(sources, filters)
+        except PreventUpdate:
+            # A filter the user may not see (forged, or a stale link): keep showing what the
+            # page showed, or the user's own area; never end the page's live stream over it.
+            return current if current is not None else common.area(sources, {})
+        except DB_DOWN:
+            if current is None:
+                raise
+            return current
+
+    async def _serve(ws: Any, r: aioredis.Redis, progress: dict[str, bool]) -> None:
         pubsub = r.pubsub()
         await pubsub.subscribe(keys.channel)
         try:
             filters, lang = await _selection(ws)
-            area = common.area(sources, filters)
+            area = _area(filters, None)
             shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
             await _push_all(r, shown, area.code, lang, force_map=True)
-            last_map = last_slow = last_selection = last_flush = time.monotonic()
+            progress["subscribed"] = True
+            stale = _push_stale(lang, None, force=True)
+            last_map = last_slow = last_selection = last_flush = last_probe = time.monotonic()
             pending: list[dict[str, Any]] = []
             flush_at: float | None = None
             while not ws.is_shutdown:
@@ -93,9 +145,12 @@ def register(app: Any, sources: Any) -> None:
                 if now - last_selection >= SELECTION_EVERY_S:
                     # The page's filters are read now and then, not per message: every read is a
                     # round trip to a browser that may be busy drawing.
-                    filters, lang = await _selection(ws)
+                    filters, new_lang = await _selection(ws)
                     last_selection = now
-                    new_area = common.area(sources, filters)
+                    if new_lang != lang:
+                        lang = new_lang
+                        stale = _push_stale(lang, stale, force=True)
+                    new_area = _area(filters, area)
                     if new_area.code != area.code:
                         area = new_area
                         shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
@@ -125,8 +180,19 @@ def register(app: Any, sources: Any) -> None:
                 if message and now - last_map >= MAP_EVERY_S:
                     await _push_map(r, area.code)
                     last_map = now
+                if now - last_probe >= PROBE_EVERY_S:
+                    await asyncio.to_thread(sources.check_database)
+                    stale = _push_stale(lang, stale)
+                    last_probe = now
         finally:
             await pubsub.aclose()
+
+    def _push_stale(lang: str, shown: float | None, force: bool = False) -> float | None:
+        """Show or hide the "data stale" badge when the database's state changed."""
+        since = sources.stale_since()
+        if force or since != shown:
+            set_props(ids.DB_STALE, stale_badge_props(since, lang))
+        return since
 
     async def _today(r: aioredis.Redis, code: str, lang: str) -> list[Any]:
         counts = await live_view.today_counts(r, district, code, sources.now())
@@ -162,6 +228,7 @@ def register(app: Any, sources: Any) -> None:
             },
         )
         set_props(ids.TODAY, {"children": await _today(r, code, lang)})
+        _feed_state("up")  # again now and then: a re-rendered page starts without the mark
 
     async def _push_map(r: aioredis.Redis, code: str) -> None:
         pulse = await live_view.unanswered_grids(r, district, code)

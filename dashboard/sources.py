@@ -2,12 +2,19 @@
 
 Callbacks never open sessions or connections themselves: they call these methods, which call
 the ``datasources`` functions with the engine and Redis client held here.
+
+When the database cannot be reached, a cached answer is not an error: ``cached`` and ``figure``
+hand back the last good value of the key (however old) and note the time the data went stale;
+``stale_since()`` tells the pages, which show "数据暂停更新 / Data stale since HH:MM". Only a
+successful probe (``check_database``) clears the mark, so an answer built from other stale
+answers never passes for fresh. See docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,15 +22,32 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis import Redis
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from dashboard.settings import Settings
 from datasources.kpi import AreaRef, resolve_area
 from datasources.models import Grid, Town, Village
 
+log = logging.getLogger("wushi.sources")
 T = TypeVar("T")
 FIGURE_TTL_S = 60.0
+# Errors that mean "the database cannot be reached now", not "the query is wrong" (drivers'
+# errors arrive wrapped in OperationalError; not OSError as a whole: PermissionError is one).
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+RETRY_S = 2.0  # while the database is down, ask it again at most this often
+PROBE_S = 2.0  # a healthy database is probed at most this often (shared by all pages)
 
 
 @dataclass
@@ -34,15 +58,13 @@ class _TTLCache:
     _data: dict[Any, tuple[float, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, key: Any, compute: Callable[[], T]) -> T:
-        now = time.monotonic()
+    def lookup(self, key: Any) -> tuple[bool, bool, Any]:
+        """Return (found, fresh, value) of ``key``; an old value is still found."""
         with self._lock:
             hit = self._data.get(key)
-            if hit is not None and now - hit[0] < self.ttl:
-                return hit[1]  # type: ignore[no-any-return]
-        value = compute()
-        self.put(key, value)
-        return value
+        if hit is None:
+            return False, False, None
+        return True, time.monotonic() - hit[0] < self.ttl, hit[1]
 
     def put(self, key: Any, value: Any) -> None:
         with self._lock:
@@ -63,6 +85,34 @@ class Names:
         return self.en if lang == "en" else self.zh
 
 
+class _Health:
+    """Whether the database answers, as seen by this process (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.probe_lock = threading.Lock()
+        self.stale_since: float | None = None  # epoch seconds of the first failure
+        self.retry_at = 0.0  # monotonic: do not ask the database again before this
+        self.checked_at = -PROBE_S  # monotonic time of the last probe
+
+    def failed(self, exc: BaseException) -> None:
+        with self.lock:
+            first = self.stale_since is None
+            if first:
+                self.stale_since = time.time()
+            self.retry_at = time.monotonic() + RETRY_S
+        if first:
+            log.warning("database unavailable (%s); serving the last values", type(exc).__name__)
+
+    def recovered(self) -> None:
+        with self.lock:
+            was = self.stale_since
+            self.stale_since = None
+            self.retry_at = 0.0
+        if was is not None:
+            log.warning("database answers again after %.0f s", time.time() - was)
+
+
 class Sources:
     """The web process's handles on SQL and Redis, with short-lived shared caches."""
 
@@ -75,18 +125,88 @@ class Sources:
         self._short = _TTLCache(ttl=2.0)
         self._figures = _TTLCache(ttl=FIGURE_TTL_S)
         self._long = _TTLCache(ttl=300.0)
+        self._health = _Health()
 
     def cached(self, key: Any, compute: Callable[[], T], *, long: bool = False) -> T:
-        """Return ``compute()``, shared for two seconds (or five minutes with ``long``)."""
-        return (self._long if long else self._short).get(key, compute)
+        """Return ``compute()``, shared for two seconds (or five minutes with ``long``).
+
+        While the database is unreachable, the last value of ``key`` is returned (and the data
+        marked stale); with no value to fall back on, the error is raised.
+        """
+        return self._get(self._long if long else self._short, key, compute)
 
     def figure(self, key: Any, compute: Callable[[], T]) -> T:
         """Return a chart's figure, shared for a minute: trends by month do not move faster."""
-        return self._figures.get(key, compute)
+        return self._get(self._figures, key, compute)
 
     def refresh_figure(self, key: Any, compute: Callable[[], T]) -> None:
-        """Recompute a figure ahead of time, so the first screen to ask finds it ready."""
-        self._figures.put(key, compute())
+        """Recompute a figure ahead of time, so the first screen to ask finds it ready.
+
+        While the database is down the old figure is kept (and the data marked stale).
+        """
+        if not self._may_ask_database():
+            return
+        try:
+            value = compute()
+        except DB_UNAVAILABLE as exc:
+            self._health.failed(exc)
+            return
+        self._figures.put(key, value)
+
+    def _get(self, cache: _TTLCache, key: Any, compute: Callable[[], T]) -> T:
+        found, fresh, value = cache.lookup(key)
+        if fresh:
+            return value  # type: ignore[no-any-return]
+        if found and not self._may_ask_database():
+            return value  # type: ignore[no-any-return]
+        try:
+            value = compute()
+        except DB_UNAVAILABLE as exc:
+            self._health.failed(exc)
+            found, _fresh, last = cache.lookup(key)
+            if not found:
+                raise
+            return last  # type: ignore[no-any-return]
+        cache.put(key, value)
+        return value
+
+    def _may_ask_database(self) -> bool:
+        """Return False while the database is known to be down (it is re-probed every 2 s)."""
+        health = self._health
+        with health.lock:
+            if health.stale_since is None:
+                return True
+            if time.monotonic() < health.retry_at:
+                return False
+        return self.check_database(max_age_s=0.0)
+
+    def check_database(self, max_age_s: float = PROBE_S) -> bool:
+        """Probe the database (``select 1``, at most once per ``max_age_s`` for the process).
+
+        Returns whether it answers; a failure marks the data stale, an answer clears the mark.
+        Never blocks behind another thread's probe: that one's outcome is as good.
+        """
+        health = self._health
+        if time.monotonic() - health.checked_at < max_age_s:
+            return health.stale_since is None
+        if not health.probe_lock.acquire(blocking=False):
+            return health.stale_since is None
+        try:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(text("select 1"))
+            except DB_UNAVAILABLE as exc:
+                health.failed(exc)
+                return False
+            health.recovered()
+            return True
+        finally:
+            health.checked_at = time.monotonic()
+            health.probe_lock.release()
+
+    def stale_since(self) -> float | None:
+        """Return when the database stopped answering (epoch seconds), or None if it answers."""
+        return self._health.stale_since
 
     def names(self) -> Names:
         """Return the names of every town, village and grid."""

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
+from dashboard import metrics
 from dashboard.settings import Settings
-from datasources.events import Event, InvalidEvent, Registry, load_registry, parse_event
+from datasources.events import (
+    EVENT_KINDS,
+    Event,
+    InvalidEvent,
+    Registry,
+    load_registry,
+    parse_event,
+)
 from datasources.ingest import BatchOutcome, store_batch
 from datasources.live import (
     LiveKeys,
@@ -61,6 +70,15 @@ class BatchStats:
 
 def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _kind_of(raw: bytes | str) -> str:
+    """Return the kind of a raw event for the metrics: a known kind, else ``invalid``."""
+    try:
+        kind = json.loads(raw).get("kind")
+    except (ValueError, AttributeError):
+        return "invalid"
+    return kind if kind in EVENT_KINDS else "invalid"
 
 
 def ensure_group(redis: Redis, stream: str, group: str = GROUP) -> None:
@@ -176,6 +194,26 @@ class Worker:
         stats.ms = (time.perf_counter() - started) * 1000
         for name in ("entries", "new", "dead", "parked"):
             setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
+        self._observe(stats, good, outcome.new_ids, dead)
+        return stats
+
+    def _observe(
+        self,
+        stats: BatchStats,
+        good: list[tuple[str, Event]],
+        new_ids: set[str],
+        dead: list[tuple[str, bytes | str, str]],
+    ) -> None:
+        """Count the batch in the metrics and write its one log line (counts only, no data)."""
+        kinds = Counter(event.kind for _, event in good if event.id in new_ids)
+        dead_kinds = Counter(_kind_of(raw) for _, raw, _ in dead)
+        m = metrics.worker()
+        m.entries.inc(stats.entries)
+        m.batch_seconds.observe(stats.ms / 1000)
+        for kind, n in kinds.items():
+            m.ingested.labels(kind).inc(n)
+        for kind, n in dead_kinds.items():
+            m.dead_lettered.labels(kind).inc(n)
         log.info(
             "batch entries=%d new=%d dead_lettered=%d parked=%d ms=%.0f",
             stats.entries,
@@ -183,8 +221,17 @@ class Worker:
             stats.dead,
             stats.parked,
             stats.ms,
+            extra={
+                "event": "batch",
+                "entries": stats.entries,
+                "new": stats.new,
+                "kinds": dict(kinds),
+                "dead_lettered": stats.dead,
+                "dead_kinds": dict(dead_kinds),
+                "parked": stats.parked,
+                "ms": round(stats.ms, 1),
+            },
         )
-        return stats
 
     def _store(
         self,
@@ -330,6 +377,22 @@ class Worker:
 
     # --- the loop ----------------------------------------------------------------------------
 
+    def _reachable(self) -> bool:
+        try:
+            self.redis.ping()
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("select 1")
+        except Exception:
+            return False
+        return True
+
+    def _wait_until_reachable(self, stop: threading.Event, delay: float) -> None:
+        """Wait up to ``delay``, but retry as soon as SQL and Redis answer again (probed each s)."""
+        deadline = time.monotonic() + delay
+        while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or self._reachable():
+                return
+
     def run(self, stop: threading.Event) -> None:
         """Process the stream until ``stop`` is set; back off while SQL or Redis is down."""
         failures = 0
@@ -363,10 +426,13 @@ class Worker:
             except _TRANSIENT as exc:
                 # Keep what we hold (un-acked), wait and retry: nothing is lost.
                 failures += 1
+                metrics.worker().backoffs.inc()
                 delay = min(MAX_BACKOFF_S, 0.25 * 2**failures)
                 log.warning("backing off %.1fs after %s: %s", delay, type(exc).__name__, exc)
-                started = started and not isinstance(exc, RedisConnectionError | RedisTimeoutError)
-                stop.wait(delay)
+                # Redo the start steps afterwards: a connection lost during a COMMIT that did
+                # happen leaves an outbox row whose live deltas only start() applies.
+                started = False
+                self._wait_until_reachable(stop, delay)
         log.info(
             "worker %s stopped: %d entries, %d new, %d dead-lettered",
             self.consumer,
@@ -393,6 +459,7 @@ def run_worker(
             signal.signal(sig, lambda *_: stop.set())
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
+    metrics_server = metrics.start_worker_metrics_server(settings)
     with redis_server_for(settings) as url:
         redis = redis_from_settings(settings, url)
         scheduler = None
@@ -407,5 +474,8 @@ def run_worker(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             redis.close()
             engine.dispose()

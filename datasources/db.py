@@ -31,6 +31,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs.setdefault("pool_pre_ping", True)
+    if url.startswith("postgresql+psycopg://"):
+        # A black-holed network must fail a connect in seconds, not hang until the kernel gives
+        # up (the worker backs off and the web serves its last figures, marked stale).
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from dash import dcc, html
 
+from datasources.periods import SHANGHAI
 from layouts import ids
 from layouts.i18n import alert_text, feed_text, t
 
@@ -214,6 +215,39 @@ def _short(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
+
+
+STALE_STYLE = {
+    "background": "#b71c1c",
+    "color": "#fff",
+    "fontWeight": 700,
+    "padding": "4px 10px",
+    "borderRadius": "12px",
+    "marginLeft": "12px",
+}
+
+
+def stale_badge(lang: str) -> html.Span:
+    """Return the "data stale" badge, hidden until the live callback fills and shows it.
+
+    ``data-label`` is its text with ``{since}`` left open, for the page's status script, which
+    shows the badge itself while the socket is down and /healthz reports the database failing.
+    """
+    return html.Span(
+        id=ids.DB_STALE,
+        className="db-stale",
+        hidden=True,
+        style=STALE_STYLE,
+        **{"data-label": t("db_stale", lang)},
+    )
+
+
+def stale_badge_props(since: float | None, lang: str) -> dict[str, Any]:
+    """Return the badge's props: hidden while the database answers, else since when it stopped."""
+    if since is None:
+        return {"hidden": True, "children": ""}
+    clock = dt.datetime.fromtimestamp(since, SHANGHAI).strftime("%H:%M")
+    return {"hidden": False, "children": t("db_stale", lang).format(since=clock)}
 
 
 def panel(title: str, body: Any, panel_id: str | None = None, extra_class: str = "") -> html.Div:
