@@ -14,17 +14,20 @@ from layouts.i18n import normal_lang
 
 
 def drill_down(filters: dict[str, Any], code: str | None) -> dict[str, Any]:
-    """Return the filters after a click on grid ``code``: one level further down."""
+    """Return the filters after a click on grid ``code``: one level further down.
+
+    A click outside the current town (village) moves to the clicked grid's town (village)
+    instead, so a dimmed neighbour on the map is one click away, not a reset to the district.
+    """
     if not code:
         return filters
     out = dict(filters)
-    if not out.get("town"):
-        out["town"] = code[:9]
-    elif not out.get("village"):
-        out["village"] = code[:12]
+    town, village = out.get("town"), out.get("village")
+    if not town or not code.startswith(town):
+        out.update(town=code[:9], village=None, grid=None)
+    elif not village or not code.startswith(village):
+        out.update(village=code[:12], grid=None)
     else:
-        out["village"] = code[:12]
-        out["town"] = code[:9]
         out["grid"] = code
     return out
 
@@ -73,7 +76,7 @@ def register(app: Any, sources: Any) -> None:
     ) -> tuple[Any, ...]:
         user = common.user()
         lang = normal_lang(parse_search(search).get("lang") or lang)
-        trigger = ctx.triggered_id
+        trigger = _most_specific_trigger(grid)
         filters: dict[str, Any] = {
             "town": town,
             "village": village,
@@ -109,16 +112,42 @@ def register(app: Any, sources: Any) -> None:
         Output(ids.TOWN, "value", allow_duplicate=True),
         Output(ids.VILLAGE, "value", allow_duplicate=True),
         Output(ids.GRID, "value", allow_duplicate=True),
-        Input(ids.GRID_LAYER, "clickData"),
+        # n_clicks, not clickData: a second click on the same grid leaves clickData equal, and
+        # Dash runs no callback for an unchanged value, so the drill-down would stop there.
+        Input(ids.GRID_LAYER, "n_clicks"),
+        State(ids.GRID_LAYER, "clickData"),
         State(ids.FILTERS, "data"),
         prevent_initial_call=True,
     )
-    def drill_down_on_click(click: dict[str, Any] | None, filters: dict[str, Any] | None):
+    def drill_down_on_click(
+        _clicks: int | None, click: dict[str, Any] | None, filters: dict[str, Any] | None
+    ):
         code = ((click or {}).get("properties") or {}).get("code")
         if not code:
             raise PreventUpdate
-        target = _within_scope(sources, common.user(), drill_down(filters or {}, code))
-        return target["town"], target["village"], target["grid"]
+        current = filters or {}
+        target = _within_scope(sources, common.user(), drill_down(current, code))
+        # Only the values that change: Dash counts every returned value as a trigger of
+        # update_filters, and an unchanged town there would reset the village just chosen.
+        return tuple(
+            no_update if target[key] == current.get(key) else target[key]
+            for key in ("town", "village", "grid")
+        )
+
+
+def _most_specific_trigger(grid: str | None) -> str | None:
+    """Return the deepest filter input that changed: grid (when set), village, town, or up.
+
+    A map click may change several dropdowns at once; ``ctx.triggered_id`` would name the
+    first (the town), whose handling clears the village and grid the click has just set.
+    """
+    triggered = {p.rsplit(".", 1)[0] for p in ctx.triggered_prop_ids}
+    if ids.GRID in triggered and grid:
+        return ids.GRID
+    for candidate in (ids.VILLAGE, ids.TOWN):
+        if candidate in triggered:
+            return candidate
+    return ctx.triggered_id if isinstance(ctx.triggered_id, str) else None
 
 
 def _within_scope(sources: Any, user: Any, filters: dict[str, Any]) -> dict[str, Any]:

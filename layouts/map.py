@@ -14,6 +14,7 @@ _NS = Namespace("wushi", "map")
 GRID_STYLE = _NS("gridStyle")
 OUTLINE_STYLE = _NS("outlineStyle")
 GRID_TOOLTIP = _NS("gridTooltip")
+GRID_TAG = _NS("gridTag")
 
 # The demo district's extent; the map fits the stored geometry's bounds when it is given.
 DEFAULT_BOUNDS = [[31.74, 115.88], [32.0, 116.23]]
@@ -48,7 +49,7 @@ def grid_map(
             id=ids.GRID_LAYER,
             url=f"/api/v1/grids.geojson?v={version}",
             style=GRID_STYLE,
-            onEachFeature=None if dark else GRID_TOOLTIP,
+            onEachFeature=GRID_TAG if dark else GRID_TOOLTIP,
             hideout=hideout,
             # The wall has no controls: no clicks, so no drill-down there.
             interactive=not dark,

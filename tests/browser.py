@@ -153,8 +153,8 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def browser_context(width: int = 1366, height: int = 1024) -> Iterator[Any]:
-    """Yield a fresh Chromium context with its own profile."""
+def browser_context(width: int = 1366, height: int = 1024, **options: Any) -> Iterator[Any]:
+    """Yield a fresh Chromium context with its own profile (``options``: e.g. has_touch)."""
     from playwright.sync_api import sync_playwright
 
     require_chromium()
@@ -165,6 +165,7 @@ def browser_context(width: int = 1366, height: int = 1024) -> Iterator[Any]:
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             viewport={"width": width, "height": height},
+            **options,
         )
         try:
             yield context

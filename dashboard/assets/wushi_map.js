@@ -1,11 +1,16 @@
 /* Map styling for dash-leaflet: the grid layer is restyled through `hideout` only, so live
  * updates never resend geometry. hideout = {values: {code: number}, breaks: [...], colors: [...],
  * nodata, pulse: {code: 1}, selected, focus}. Every grid polygon gets the class `grid-cell`
- * (CONTRACT.md section 4). */
+ * (CONTRACT.md section 4) and its grid code as `data-code`. */
 window.wushi = Object.assign({}, window.wushi, {
   map: {
     gridStyle: function (feature, context) {
       var h = (context && context.hideout) || {};
+      // dash-leaflet 1.1 ignores a hideout that arrives while the geometry is still loading
+      // (cold server, slow network) and then draws with the first one, which has no values:
+      // the map stayed grey until the next restyle. Use the newest hideout the page has seen.
+      var latest = window.wushiHideout;
+      if (latest && latest !== h && !Object.keys(h.values || {}).length) { h = latest; }
       var code = feature.properties.code;
       var v = (h.values || {})[code];
       var fill = h.nodata || '#d9d9d9';
@@ -32,7 +37,15 @@ window.wushi = Object.assign({}, window.wushi, {
         color: h.color || '#333333', weight: h.weight || 1.5, interactive: false
       };
     },
+    gridTag: function (feature, layer) {
+      // Each grid's path carries its code (data-code), for tests and for tools reading the map.
+      layer.on('add', function () {
+        var el = layer.getElement && layer.getElement();
+        if (el) { el.setAttribute('data-code', feature.properties.code); }
+      });
+    },
     gridTooltip: function (feature, layer) {
+      window.wushi.map.gridTag(feature, layer);
       layer.bindTooltip(function () {
         var p = feature.properties;
         var h = window.wushiHideout || {};
