@@ -12,13 +12,19 @@ through the real form as a district user, and measures:
    XADDed from here every 250 ms; latency = first appearance of the probe's
    ``[data-event-id]`` in ``#live-feed`` (a MutationObserver, ``performance.timeOrigin +
    performance.now()``) minus ``time.time()`` just before the XADD. Target: p95 <= 250 ms.
-3. Choosing a town in the dropdown (click ``#filter-town``, click the option) until the area
-   title names the town, the first tile shows ``datasources.kpi.kpi`` for the town and this
-   year so far, and every chart has fired ``plotly_afterplot``. Target: p95 <= 300 ms.
+3. Choosing a town in the dropdown (click ``#filter-town``, click the option; ``--town-samples``
+   choices, at least 20, cycling through the 6 towns) from the option's ``pointerdown`` until
+   every panel of ``/`` shows the town: the area title names it, the first tile shows
+   ``datasources.kpi.kpi`` for the town and this year so far, every chart has fired
+   ``plotly_afterplot`` after its answer, each table's rows and the map's grid styles have
+   changed in the DOM (the end of that burst of changes). Target: p95 <= 300 ms. Per switch it
+   also reports what depends little on the machine's load: callbacks, bytes of the answers,
+   main-thread time in ``Plotly.react``, Dash store actions.
 4. Bytes on the wire for the map layers (``/api/v1/{grids,villages,towns}.geojson``) and for the
    whole first load of ``/wall``. Target: the grid layer <= 150 KB compressed.
 
-    python benchmarks/ui.py [--db PATH] [--runs N] [--rate 200] [--seconds 30] [--keep]
+    python benchmarks/ui.py [--db PATH] [--runs N] [--rate 200] [--seconds 30]
+                            [--town-samples 24] [--parts wall,towns,events] [--keep]
 
 Everything started here (web, worker, simulator, Redis, Chromium) is stopped on exit, error,
 Ctrl-C or SIGTERM.
@@ -522,77 +528,160 @@ def measure_events(
 
 TOWN_INIT = """
 (() => {
-  // When each Dash callback's answer has fully arrived, by its output (charts: by chart name).
-  window.__answers = {};
+  const now = () => performance.timeOrigin + performance.now();
+  // Every Dash callback request: its outputs, when it was sent, when its headers and its
+  // whole body arrived, and the body's size.
+  window.__answers = [];
   const fetch0 = window.fetch;
   window.fetch = function (input, init) {
     const url = typeof input === 'string' ? input : (input && input.url) || '';
-    const sent = performance.timeOrigin + performance.now();
     const promise = fetch0.apply(this, arguments);
     if (!url.includes('_dash-update-component') || !init || !init.body) return promise;
     let output = '';
     try { output = JSON.parse(init.body).output || ''; } catch (e) { return promise; }
-    const m = output.match(/"chart":"([^"]+)"/);
-    const key = m ? m[1] : output;
+    const rec = {output, sent: now(), t: null, body: null, bytes: 0, up: init.body.length};
+    window.__answers.push(rec);
     return promise.then(resp => {
       // Headers first (the renderer may draw before a clone's body resolves), then the body.
-      const t = performance.timeOrigin + performance.now();
-      resp.clone().text().then(text => {
-        window.__answers[key] = {sent, t, body: performance.timeOrigin + performance.now(),
-                                 bytes: text.length};
-      });
+      rec.t = now();
+      resp.clone().text().then(text => { rec.body = now(); rec.bytes = text.length; });
       return resp;
     });
   };
+  // Plotly.react calls (dcc.Graph calls the global one): main-thread time until it returns.
+  window.__reacts = [];
+  // Dash's Redux store: how many actions a town switch dispatches.
+  window.__dispatches = 0;
+  window.__resets = 0;
+  const hook = () => {
+    if (window.Plotly && window.Plotly.react && !window.Plotly.__bench) {
+      const react0 = window.Plotly.react;
+      window.Plotly.react = function () {
+        const t0 = now();
+        const out = react0.apply(this, arguments);
+        window.__reacts.push({start: t0, ms: now() - t0});
+        return out;
+      };
+      window.Plotly.__bench = true;
+    }
+    const store = window.store;
+    if (store && store.dispatch && !store.__bench) {
+      const dispatch0 = store.dispatch;
+      store.dispatch = function (action) {
+        // Component resets apart: wushi_dash_perf.js drops the no-op ones behind this hook.
+        if (action && action.type === 'RESET_COMPONENT_STATE') window.__resets += 1;
+        else window.__dispatches += 1;
+        return dispatch0.apply(this, arguments);
+      };
+      store.__bench = true;
+    }
+  };
+  setInterval(hook, 50);
+  // Long tasks of the main thread.
+  window.__long = [];
+  try {
+    new PerformanceObserver(list => {
+      for (const e of list.getEntries())
+        window.__long.push({start: performance.timeOrigin + e.startTime, ms: e.duration});
+    }).observe({type: 'longtask', buffered: false});
+  } catch (e) { /* not supported */ }
   document.addEventListener('pointerdown', ev => {
     const s = window.__town;
     if (s && !s.clicked && ev.target.closest && ev.target.closest('.dash-dropdown-option'))
-      s.clicked = performance.timeOrigin + performance.now();
+      s.clicked = now();
   }, true);
 })();
 """
 
 TOWN_ARM = """
 ([name, value]) => {
-  window.__answers = {};
-  window.__town = {name, value, clicked: null, title: null, tile: null, plots: {}};
-  const gds = [...document.querySelectorAll('.js-plotly-plot')];
+  const now = () => performance.timeOrigin + performance.now();
+  window.__answers = [];
+  window.__reacts = [];
+  window.__long = [];
+  window.__dispatches = 0;
+  window.__resets = 0;
+  window.__town = {name, value, clicked: null, title: null, tile: null, plots: {}, muts: {}};
+  const key = el => {
+    const holder = el.closest('[id*="chart"],[id*="table"]');
+    const m = holder && holder.id.match(/"(chart|table)":"([^"]+)"/);
+    return m ? m[2] : '?';
+  };
   const charts = [];
-  gds.forEach(gd => {
-    const holder = gd.closest('[id*="chart"]');
-    const m = holder && holder.id.match(/"chart":"([^"]+)"/);
-    const key = m ? m[1] : '?';
-    charts.push(key);
+  document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+    const chart = key(gd);
+    charts.push(chart);
     if (!gd.__benchHooked && gd.on) {
       gd.__benchHooked = true;
       gd.on('plotly_afterplot', () => {
         const s = window.__town;
-        if (s && s.clicked) (s.plots[key] = s.plots[key] || [])
-          .push(performance.timeOrigin + performance.now());
+        if (s && s.clicked) (s.plots[chart] = s.plots[chart] || []).push(now());
       });
     }
   });
+  // DOM changes of the tables (rows) and of the map (the grids' style) after the click.
+  // AG Grid first updates its row count and pager, and creates the rows later (after the
+  // charts drawn in the same frame): a table counts as updated when its rows were replaced.
+  const watch = (el, region, options) => {
+    if (!el || el.__benchWatched) return;
+    el.__benchWatched = true;
+    new MutationObserver(records => {
+      const s = window.__town;
+      if (!s || !s.clicked) return;
+      const t = now();
+      (s.muts[region] = s.muts[region] || []).push(t);
+      if (records.some(r => r.type === 'childList' && r.target.classList &&
+                            r.target.classList.contains('ag-center-cols-container')))
+        (s.muts[region + ':rows'] = s.muts[region + ':rows'] || []).push(t);
+    }).observe(el, options);
+  };
+  const tables = [];
+  document.querySelectorAll('[id*="\\\\"table\\\\":"]').forEach(el => {
+    if (!el.classList.contains('ag-theme-alpine') && !el.querySelector('.ag-root')) return;
+    const table = key(el);
+    tables.push(table);
+    watch(el, table, {childList: true, subtree: true, characterData: true});
+  });
+  const map = document.getElementById('grid-map');
+  watch(map, 'map', {attributes: true, subtree: true, attributeFilter: ['fill', 'stroke',
+    'fill-opacity', 'stroke-width', 'stroke-opacity', 'class', 'style']});
   const check = () => {
     const s = window.__town;
     if (s !== window.__town) return;
     if (s.clicked) {
-      const now = performance.timeOrigin + performance.now();
+      const t = now();
       const title = (document.getElementById('area-title') || {}).textContent || '';
       const tile = (document.querySelector('#kpi-tiles .tile .value span') || {}).textContent;
-      if (s.title === null && title.includes(s.name)) s.title = now;
-      if (s.tile === null && tile === s.value) s.tile = now;
+      if (s.title === null && title.includes(s.name)) s.title = t;
+      if (s.tile === null && tile === s.value) s.tile = t;
       if (s.title !== null && s.tile !== null) return;
     }
     requestAnimationFrame(check);
   };
   requestAnimationFrame(check);
-  return charts;
+  return {charts, tables, map: !!map};
 }
 """
 
-# A chart whose new figure equals the old one is not redrawn (no plotly_afterplot): it counts
-# as updated when its callback's answer has arrived and nothing was drawn for this long after.
+MIN_TOWN_SAMPLES = 20  # town choices, cycling through the 6 towns
+# Per-switch figures that depend little on the machine's load (and server_ms, which does).
+TOWN_COUNTS = (
+    "callbacks",
+    "kb",
+    "server_ms",
+    "plotly_ms",
+    "reacts",
+    "long_ms",
+    "dispatches",
+    "resets",
+)
+# A panel whose new value equals the old one is not redrawn (no plotly_afterplot, no DOM
+# change): it counts as updated when its callback's answer has arrived and nothing was drawn
+# for this long after.
 UNCHANGED_AFTER_MS = 1500
+# A table or the map is redrawn in a burst of DOM changes; the burst ends at the first gap
+# this long, and its last change is when the panel showed the new area.
+BURST_GAP_MS = 120.0
 
 
 def expected_tiles(url: str) -> list[tuple[str, str, str]]:
@@ -618,21 +707,62 @@ def expected_tiles(url: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _chart_done(state: dict[str, Any], answers: dict[str, Any], chart: str, now: float):
-    """Return (time the chart showed the new figure, redrawn?) or None while still waiting."""
-    answer = answers.get(chart)
-    if answer is None:
+def _answer(answers: list[dict[str, Any]], needle: str) -> dict[str, Any] | None:
+    """Return the last answered callback after the click whose outputs include ``needle``."""
+    hits = [a for a in answers if needle in a["output"] and a["t"] is not None]
+    return max(hits, key=lambda a: a["t"]) if hits else None
+
+
+def _burst_end(times: list[float], after: float) -> float | None:
+    """Return the last change of the first burst of DOM changes at or after ``after``."""
+    later = sorted(x for x in times if x >= after)
+    if not later:
         return None
-    drawn = [t for t in state["plots"].get(chart, []) if t >= answer["t"]]
-    if drawn:
-        return min(drawn), True
+    end = later[0]
+    for x in later[1:]:
+        if x - end > BURST_GAP_MS:
+            break
+        end = x
+    return end
+
+
+def _panel_done(
+    state: dict[str, Any], answers: list[dict[str, Any]], kind: str, name: str, now: float
+) -> tuple[float, bool] | None:
+    """Return (when the panel showed the new area, redrawn?) or None while still waiting."""
+    needle = {
+        "chart": f'"chart":"{name}"',
+        "table": f'"table":"{name}"',
+        "map": "grid-layer.hideout",
+    }[kind]
+    answer = _answer(answers, needle)
+    if answer is None or answer["body"] is None:
+        return None
+    if kind == "chart":
+        drawn = [t for t in state["plots"].get(name, []) if t >= answer["t"]]
+        if drawn:
+            return min(drawn), True
+    else:
+        region = name if kind == "table" else "map"
+        rows = _burst_end(state["muts"].get(f"{region}:rows", []), answer["t"])
+        if rows is not None:  # a table whose rows were replaced
+            return (rows, True) if now - rows >= BURST_GAP_MS * 2 else None
+        end = _burst_end(state["muts"].get(region, []), answer["t"])
+        if end is not None and (kind == "map" or now - answer["body"] >= UNCHANGED_AFTER_MS):
+            # The map's grid styles; a table whose rows stayed (only its pager changed).
+            return (end, True) if now - end >= BURST_GAP_MS * 2 else None
     if now - answer["body"] >= UNCHANGED_AFTER_MS:
         return answer["body"], False
     return None
 
 
 def measure_towns(context: Any, base: str, url: str, samples: int) -> dict[str, Any]:
-    """Choose each town in turn in the dropdown and time until every panel shows it."""
+    """Choose each town in turn in the dropdown and time until every panel of / shows it.
+
+    "Every panel": the area title, the headline tiles, each chart (``plotly_afterplot``), each
+    table (its rows' DOM), and the map (its grids' style); the live column on the right
+    follows the area on its own schedule (``callbacks/live.py``) and is not counted.
+    """
     from browser import wait_for
 
     towns = expected_tiles(url)
@@ -648,59 +778,79 @@ def measure_towns(context: Any, base: str, url: str, samples: int) -> dict[str, 
         "document.querySelectorAll('.dash-graph').length",
         60,
     )
-    time.sleep(1.0)
+    wait_for(page, "document.querySelectorAll('#grid-map path.grid-cell').length > 0", 60)
+    time.sleep(1.5)
     rows: list[dict[str, Any]] = []
-    n_charts = 0
+    panels: dict[str, Any] = {}
     for k in range(samples):
         code, name, value = towns[k % len(towns)]
-        charts = page.evaluate(TOWN_ARM, [name, value])
-        n_charts = len(charts)
+        panels = page.evaluate(TOWN_ARM, [name, value])
+        wanted = [("chart", c) for c in panels["charts"]] + [("table", t) for t in panels["tables"]]
+        if panels["map"]:
+            wanted.append(("map", "map"))
         page.click("#filter-town")
         page.click(f".dash-dropdown-option:has(input[value='{code}'])")
         deadline = time.monotonic() + 30
-        done: dict[str, Any] = {}
+        done: dict[tuple[str, str], Any] = {}
         while time.monotonic() < deadline:
             state, answers, now = page.evaluate(
                 "[window.__town, window.__answers, performance.timeOrigin + performance.now()]"
             )
-            done = {c: _chart_done(state, answers, c, now) for c in charts}
+            done = {p: _panel_done(state, answers, p[0], p[1], now) for p in wanted}
             if state["title"] and state["tile"] and all(done.values()):
                 break
             time.sleep(0.05)
         else:
             raise TimeoutError(f"choosing {name} did not finish in 30 s: {state} {answers}")
         clicked = state["clicked"]
-        last_chart = max(t for t, _ in done.values())
-        last_answer = max(answers[c]["t"] for c in charts)
-        first_answer = min(answers[c]["t"] for c in charts)
-        last_sent = max(answers[c]["sent"] for c in charts)
+        reacts, long_tasks, dispatches, resets = page.evaluate(
+            "[window.__reacts, window.__long, window.__dispatches, window.__resets]"
+        )
+        answered = [a for a in answers if a["t"] is not None]
+        by_kind = {
+            kind: max((t for (k2, _), (t, _) in done.items() if k2 == kind), default=clicked)
+            for kind in ("chart", "table", "map")
+        }
+        last = max([state["title"], state["tile"], *(t for t, _ in done.values())])
         row = {
             "town": name,
-            "total": max(state["title"], state["tile"], last_chart) - clicked,
+            "total": last - clicked,
             "title": state["title"] - clicked,
             "tile": state["tile"] - clicked,
-            "charts": last_chart - clicked,
-            "answers": last_answer - clicked,
-            "first_answer": first_answer - clicked,
-            "sent": last_sent - clicked,
+            "charts": by_kind["chart"] - clicked,
+            "tables": by_kind["table"] - clicked,
+            "map": by_kind["map"] - clicked,
+            "sent": max(a["sent"] for a in answered) - clicked,
+            "answers": max(a["t"] for a in answered) - clicked,
+            "filters": (_answer(answers, "filters-store.data") or {"t": clicked})["t"] - clicked,
+            "callbacks": len(answers),
+            "kb": sum(a["bytes"] for a in answers) / 1024,
+            "server_ms": max(a["t"] - a["sent"] for a in answered),
+            "plotly_ms": sum(r["ms"] for r in reacts),
+            "reacts": len(reacts),
+            "long_ms": sum(x["ms"] for x in long_tasks if x["start"] >= clicked - 5),
+            "dispatches": dispatches,
+            "resets": resets,
             "redrawn": sum(1 for _, redrawn in done.values() if redrawn),
-            "n_charts": len(charts),
-            "filters": answers.get(
-                next((a for a in answers if "filters-store" in a), ""), {"t": clicked}
-            )["t"]
-            - clicked,
+            "panels": len(done) + 2,
         }
         rows.append(row)
         log(
             f"town {k + 1}/{samples} {name}: {row['total']:.0f} ms (filters answered "
-            f"{row['filters']:.0f}, title {row['title']:.0f}, tile {row['tile']:.0f}, "
-            f"chart requests sent by {row['sent']:.0f}, answers {row['first_answer']:.0f}"
-            f"–{row['answers']:.0f}, last of {len(charts)} charts drawn "
-            f"{row['charts']:.0f}; {row['redrawn']} redrawn)"
+            f"{row['filters']:.0f}, last request sent {row['sent']:.0f}, last answer "
+            f"{row['answers']:.0f}; title {row['title']:.0f}, tile {row['tile']:.0f}, charts "
+            f"{row['charts']:.0f}, tables {row['tables']:.0f}, map {row['map']:.0f}; "
+            f"{row['callbacks']} callbacks, {row['kb']:.1f} KB, Plotly.react "
+            f"{row['plotly_ms']:.0f} ms in {row['reacts']}, {dispatches} store actions "
+            f"and {resets} component resets)"
         )
         time.sleep(0.3)
     page.close()
-    return {"rows": rows, "charts": n_charts}
+    return {
+        "rows": rows,
+        "charts": len(panels.get("charts", [])),
+        "tables": len(panels.get("tables", [])),
+    }
 
 
 # --- Report ---------------------------------------------------------------------------------
@@ -710,127 +860,161 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(machine: dict[str, Any], wall: dict[str, Any], events: dict[str, Any], towns: Any):
-    """Print the table of figures, then the details behind them."""
+def report(
+    machine: dict[str, Any],
+    wall: dict[str, Any] | None,
+    events: dict[str, Any] | None,
+    towns: dict[str, Any] | None,
+) -> None:
+    """Print the table of figures, then the details behind them (of the parts measured)."""
     rows: list[tuple[str, str, str, str]] = []
-    t = wall["times"]
-    rows.append(
-        (
-            f"/wall drawn, median of {len(t)}",
-            f"{statistics.median(t):.2f} s",
-            f"<= {TARGET_WALL_S:g} s",
-            verdict(statistics.median(t) <= TARGET_WALL_S),
-        )
-    )
-    rows.append(
-        ("/wall drawn, max", f"{max(t):.2f} s", f"<= {TARGET_WALL_S:g} s", verdict(max(t) <= 2))
-    )
-    rows.append(("/wall drawn, first (cold cache)", f"{t[0]:.2f} s", "", ""))
-    lat = events["latencies_ms"]
-    seen = f"{events['seen']}/{events['sent']}"
-    rows.append(
-        (
-            "event->feed, probes seen/sent",
-            seen,
-            "all",
-            verdict(events["seen"] == events["sent"]),
-        )
-    )
-    if lat:
-        p95 = pct(lat, 95)
-        rows.append(("event->feed, median", f"{statistics.median(lat):.0f} ms", "", ""))
+    lat: list[float] = []
+    if wall:
+        t = wall["times"]
         rows.append(
             (
-                "event->feed, p95",
+                f"/wall drawn, median of {len(t)}",
+                f"{statistics.median(t):.2f} s",
+                f"<= {TARGET_WALL_S:g} s",
+                verdict(statistics.median(t) <= TARGET_WALL_S),
+            )
+        )
+        rows.append(
+            ("/wall drawn, max", f"{max(t):.2f} s", f"<= {TARGET_WALL_S:g} s", verdict(max(t) <= 2))
+        )
+        rows.append(("/wall drawn, first (cold cache)", f"{t[0]:.2f} s", "", ""))
+    if events:
+        lat = events["latencies_ms"]
+        seen = f"{events['seen']}/{events['sent']}"
+        rows.append(
+            (
+                "event->feed, probes seen/sent",
+                seen,
+                "all",
+                verdict(events["seen"] == events["sent"]),
+            )
+        )
+        if lat:
+            p95 = pct(lat, 95)
+            rows.append(("event->feed, median", f"{statistics.median(lat):.0f} ms", "", ""))
+            rows.append(
+                (
+                    "event->feed, p95",
+                    f"{p95:.0f} ms",
+                    f"<= {TARGET_EVENT_P95_MS:g} ms",
+                    verdict(p95 <= TARGET_EVENT_P95_MS),
+                )
+            )
+            rows.append(("event->feed, max", f"{max(lat):.0f} ms", "", ""))
+        pub = events["publish_ms"]
+        if pub:
+            rows.append(
+                (
+                    f"  of which XADD->worker published, {events['published']}/{events['sent']}",
+                    f"p50 {statistics.median(pub):.0f} / p95 {pct(pub, 95):.0f} ms",
+                    "",
+                    "",
+                )
+            )
+        after = events["after_publish_ms"]
+        if after:
+            rows.append(
+                (
+                    "  of which published->feed DOM",
+                    f"p50 {statistics.median(after):.0f} / p95 {pct(after, 95):.0f} ms",
+                    "",
+                    "",
+                )
+            )
+        rows.append(("simulated stream rate (ev/s)", f"{events['stream_rate']:.0f}", "", ""))
+        rows.append(("worker backlog at end of window", f"{events['backlog']} entries", "", ""))
+        rows.append(("live channel messages/s", f"{events['messages_per_s']:.1f}", "", ""))
+        main_thread = events["main_thread"]
+        rows.append(
+            (
+                "page main thread busy (share of the window)",
+                ", ".join(f"{k.removesuffix('Duration')} {v:.0%}" for k, v in main_thread.items()),
+                "",
+                "",
+            )
+        )
+        cpu = events["cpu"]
+        rows.append(
+            (
+                "CPU cores busy during the window",
+                ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()),
+                "",
+                "",
+            )
+        )
+    if towns:
+        totals = [r["total"] for r in towns["rows"]]
+        p95 = pct(totals, 95)
+        rows.append(
+            (
+                f"town->panels, median of {len(totals)}",
+                f"{statistics.median(totals):.0f} ms",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "town->panels, p95",
                 f"{p95:.0f} ms",
-                f"<= {TARGET_EVENT_P95_MS:g} ms",
-                verdict(p95 <= TARGET_EVENT_P95_MS),
+                f"<= {TARGET_TOWN_P95_MS:g} ms",
+                verdict(p95 <= TARGET_TOWN_P95_MS),
             )
         )
-        rows.append(("event->feed, max", f"{max(lat):.0f} ms", "", ""))
-    pub = events["publish_ms"]
-    if pub:
+        med = {k: statistics.median(r[k] for r in towns["rows"]) for k in TOWN_COUNTS}
         rows.append(
             (
-                f"  of which XADD->worker published, {events['published']}/{events['sent']}",
-                f"p50 {statistics.median(pub):.0f} / p95 {pct(pub, 95):.0f} ms",
+                "  per switch (medians)",
+                f"{med['callbacks']:.0f} callbacks, {med['kb']:.1f} KB answers, "
+                f"server <= {med['server_ms']:.0f} ms",
                 "",
                 "",
             )
         )
-    after = events["after_publish_ms"]
-    if after:
         rows.append(
             (
-                "  of which published->feed DOM",
-                f"p50 {statistics.median(after):.0f} / p95 {pct(after, 95):.0f} ms",
+                "  browser per switch (medians)",
+                f"Plotly.react {med['plotly_ms']:.0f} ms, long tasks {med['long_ms']:.0f} ms, "
+                f"{med['dispatches']:.0f} store actions (+{med['resets']:.0f} resets)",
                 "",
                 "",
             )
         )
-    rows.append(("simulated stream rate (ev/s)", f"{events['stream_rate']:.0f}", "", ""))
-    rows.append(("worker backlog at end of window", f"{events['backlog']} entries", "", ""))
-    rows.append(("live channel messages/s", f"{events['messages_per_s']:.1f}", "", ""))
-    main_thread = events["main_thread"]
-    rows.append(
-        (
-            "page main thread busy (share of the window)",
-            ", ".join(f"{k.removesuffix('Duration')} {v:.0%}" for k, v in main_thread.items()),
-            "",
-            "",
-        )
-    )
-    cpu = events["cpu"]
-    rows.append(
-        (
-            "CPU cores busy during the window",
-            ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()),
-            "",
-            "",
-        )
-    )
-    totals = [r["total"] for r in towns["rows"]]
-    p95 = pct(totals, 95)
-    rows.append(
-        (f"town->panels, median of {len(totals)}", f"{statistics.median(totals):.0f} ms", "", "")
-    )
-    rows.append(
-        (
-            "town->panels, p95",
-            f"{p95:.0f} ms",
-            f"<= {TARGET_TOWN_P95_MS:g} ms",
-            verdict(p95 <= TARGET_TOWN_P95_MS),
-        )
-    )
-    layers = wall["first"]["layers"]
-    for layer in LAYERS:
-        info = layers.get(layer)
-        if not info:
-            rows.append((f"{layer}.geojson", "not requested", "", ""))
-            continue
-        kb = info["body"] / 1024
-        target = f"<= {TARGET_GRID_KB:g} KB" if layer == "grids" else ""
-        ok = verdict(kb <= TARGET_GRID_KB) if layer == "grids" else ""
+    if wall:
+        layers = wall["first"]["layers"]
+        for layer in LAYERS:
+            info = layers.get(layer)
+            if not info:
+                rows.append((f"{layer}.geojson", "not requested", "", ""))
+                continue
+            kb = info["body"] / 1024
+            target = f"<= {TARGET_GRID_KB:g} KB" if layer == "grids" else ""
+            ok = verdict(kb <= TARGET_GRID_KB) if layer == "grids" else ""
+            rows.append(
+                (
+                    f"{layer}.geojson ({info['encoding'] or 'identity'}, raw)",
+                    f"{kb:.1f} KB ({info['decoded'] / 1024:.0f} KB)",
+                    target,
+                    ok,
+                )
+            )
+        first = wall["first"]
+        timing = first["timing"]
+        wire = timing["nav"]["transfer"] + sum(r["transfer"] for r in timing["rows"])
+        raw = sum(r["decoded"] for r in timing["rows"])
         rows.append(
             (
-                f"{layer}.geojson ({info['encoding'] or 'identity'}, raw)",
-                f"{kb:.1f} KB ({info['decoded'] / 1024:.0f} KB)",
-                target,
-                ok,
+                f"/wall first load, {len(timing['rows']) + 1} requests",
+                f"{wire / 1024:.0f} KB ({raw / 1024:.0f} KB raw)",
+                "",
+                "",
             )
         )
-    first = wall["first"]
-    timing = first["timing"]
-    wire = timing["nav"]["transfer"] + sum(r["transfer"] for r in timing["rows"])
-    raw = sum(r["decoded"] for r in timing["rows"])
-    rows.append(
-        (
-            f"/wall first load, {len(timing['rows']) + 1} requests",
-            f"{wire / 1024:.0f} KB ({raw / 1024:.0f} KB raw)",
-            "",
-            "",
-        )
-    )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = ("figure", "value", "target", "")
     widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
@@ -846,59 +1030,72 @@ def report(machine: dict[str, Any], wall: dict[str, Any], events: dict[str, Any]
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(f"load average at end: {machine['load_end']}")
     print()
-    print("/wall runs (ms): " + ", ".join(f"{x * 1000:.0f}" for x in t))
-    print(
-        "  medians: "
-        + ", ".join(
-            f"{k} {statistics.median(p[k] for p in wall['parts']):.0f} ms"
-            for k in ("map", "kpi", "today")
-        )
-        + " (map = 607 shapes, kpi = headline tiles filled, today = today's tiles)"
-    )
-    nav = timing["nav"]
-    print(
-        f"first /wall load: document responseEnd {nav['responseEnd']:.0f} ms, "
-        f"DOMContentLoaded {nav['dcl']:.0f} ms, load {nav['load']:.0f} ms, "
-        f"drawn {first['drawn_ms']:.0f} ms after goto"
-    )
-    print("  slowest-to-finish responses (start → end ms after navigation, TTFB, bytes):")
-    for r in sorted(timing["rows"], key=lambda r: -r["end"])[:12]:
+    if wall:
+        t = wall["times"]
+        timing = wall["first"]["timing"]
+        first = wall["first"]
+        print("/wall runs (ms): " + ", ".join(f"{x * 1000:.0f}" for x in t))
         print(
-            f"    {r['start']:6.0f} → {r['end']:6.0f}  ttfb {r['ttfb']:5.0f}  "
-            f"{r['transfer'] / 1024:7.1f} KB (raw {r['decoded'] / 1024:7.1f})  {short(r['name'])}"
-        )
-    posts = [r for r in timing["rows"] if "_dash-update-component" in r["name"]]
-    if posts:
-        ttfb = [p["ttfb"] for p in posts]
-        print(
-            f"  {len(posts)} callback POSTs: TTFB median {statistics.median(ttfb):.0f} ms, "
-            f"max {max(ttfb):.0f} ms; the last ends at {max(p['end'] for p in posts):.0f} ms"
-        )
-    if lat:
-        print(
-            "event->feed latencies (ms), sorted: "
-            + ", ".join(f"{x:.0f}" for x in sorted(lat)[:: max(1, len(lat) // 20)])
-        )
-    print(
-        "page JavaScript profile, 5 s after the probe window (simulator still running): "
-        + ", ".join(f"{name} {share:.0%}" for name, share in events["profile"][:8])
-    )
-    parts = ("filters", "title", "tile", "sent", "first_answer", "answers", "charts")
-    print(
-        "town->panels medians (ms): "
-        + ", ".join(f"{p} {statistics.median(r[p] for r in towns['rows']):.0f}" for p in parts)
-        + f" ({towns['charts']} charts on /)"
-    )
-    half = len(towns["rows"]) // 2
-    if half:
-        first_round = [r["total"] for r in towns["rows"][: min(6, half)]]
-        later = [r["total"] for r in towns["rows"][6:]]
-        if later:
-            print(
-                f"  first pass over the towns (server cache cold) median "
-                f"{statistics.median(first_round):.0f} ms; later passes median "
-                f"{statistics.median(later):.0f} ms"
+            "  medians: "
+            + ", ".join(
+                f"{k} {statistics.median(p[k] for p in wall['parts']):.0f} ms"
+                for k in ("map", "kpi", "today")
             )
+            + " (map = 607 shapes, kpi = headline tiles filled, today = today's tiles)"
+        )
+        nav = timing["nav"]
+        print(
+            f"first /wall load: document responseEnd {nav['responseEnd']:.0f} ms, "
+            f"DOMContentLoaded {nav['dcl']:.0f} ms, load {nav['load']:.0f} ms, "
+            f"drawn {first['drawn_ms']:.0f} ms after goto"
+        )
+        print("  slowest-to-finish responses (start → end ms after navigation, TTFB, bytes):")
+        for r in sorted(timing["rows"], key=lambda r: -r["end"])[:12]:
+            print(
+                f"    {r['start']:6.0f} → {r['end']:6.0f}  ttfb {r['ttfb']:5.0f}  "
+                f"{r['transfer'] / 1024:7.1f} KB (raw {r['decoded'] / 1024:7.1f})  "
+                f"{short(r['name'])}"
+            )
+        posts = [r for r in timing["rows"] if "_dash-update-component" in r["name"]]
+        if posts:
+            ttfb = [p["ttfb"] for p in posts]
+            print(
+                f"  {len(posts)} callback POSTs: TTFB median {statistics.median(ttfb):.0f} ms, "
+                f"max {max(ttfb):.0f} ms; the last ends at {max(p['end'] for p in posts):.0f} ms"
+            )
+    if events:
+        if lat:
+            print(
+                "event->feed latencies (ms), sorted: "
+                + ", ".join(f"{x:.0f}" for x in sorted(lat)[:: max(1, len(lat) // 20)])
+            )
+        print(
+            "page JavaScript profile, 5 s after the probe window (simulator still running): "
+            + ", ".join(f"{name} {share:.0%}" for name, share in events["profile"][:8])
+        )
+    if towns:
+        parts = ("filters", "sent", "answers", "title", "tile", "charts", "tables", "map", "total")
+        print(
+            "town->panels medians (ms after the click): "
+            + ", ".join(f"{p} {statistics.median(r[p] for r in towns['rows']):.0f}" for p in parts)
+            + f" ({towns['charts']} charts and {towns['tables']} tables on /, and the map)"
+        )
+        print(
+            "town->panels per switch, medians: "
+            + ", ".join(
+                f"{k} {statistics.median(r[k] for r in towns['rows']):.1f}" for k in TOWN_COUNTS
+            )
+        )
+        half = len(towns["rows"]) // 2
+        if half:
+            first_round = [r["total"] for r in towns["rows"][: min(6, half)]]
+            later = [r["total"] for r in towns["rows"][6:]]
+            if later:
+                print(
+                    f"  first pass over the towns (server cache cold) median "
+                    f"{statistics.median(first_round):.0f} ms; later passes median "
+                    f"{statistics.median(later):.0f} ms"
+                )
 
 
 def main() -> None:
@@ -907,9 +1104,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="Loads of /wall.")
     parser.add_argument("--rate", type=float, default=200.0, help="Simulated events/s.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Probe window.")
-    parser.add_argument("--town-samples", type=int, default=12, help="Town choices (>= 12).")
+    parser.add_argument(
+        "--town-samples", type=int, default=24, help=f"Town choices (>= {MIN_TOWN_SAMPLES})."
+    )
+    parser.add_argument(
+        "--parts",
+        default="wall,towns,events",
+        help="What to measure, comma-separated: wall, towns, events (default: all).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the work directory and logs.")
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts or parts - {"wall", "towns", "events"}:
+        parser.error("--parts takes wall, towns and/or events")
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
@@ -938,16 +1145,20 @@ def main() -> None:
             login(page, live.base, USER, PASSWORD)
             page.close()
 
-            log(f"1/4: loading /wall {args.runs} times ...")
-            wall = measure_wall(context, live.base, args.runs)
-            # Town choices before the simulator, so that the figures stay those of the seed.
-            samples = max(12, args.town_samples)
-            log(f"3/4: choosing towns {samples} times ...")
-            towns = measure_towns(context, live.base, url, samples)
-            log(f"2/4: probing the live feed for {args.seconds:g} s at {args.rate:g} ev/s ...")
-            events = measure_events(
-                context, live, args.rate, args.seconds, workdir, redis_server.process.pid
-            )
+            wall = towns = events = None
+            if "wall" in parts:
+                log(f"1/4: loading /wall {args.runs} times ...")
+                wall = measure_wall(context, live.base, args.runs)
+            if "towns" in parts:
+                # Town choices before the simulator, so that the figures stay those of the seed.
+                samples = max(MIN_TOWN_SAMPLES, args.town_samples)
+                log(f"3/4: choosing towns {samples} times ...")
+                towns = measure_towns(context, live.base, url, samples)
+            if "events" in parts:
+                log(f"2/4: probing the live feed for {args.seconds:g} s at {args.rate:g} ev/s")
+                events = measure_events(
+                    context, live, args.rate, args.seconds, workdir, redis_server.process.pid
+                )
             machine["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         report(machine, wall, events, towns)
     finally:

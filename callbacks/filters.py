@@ -98,14 +98,17 @@ def register(app: Any, sources: Any) -> None:
         scope = common.area(sources, {})
         options = dropdown_options(sources, scope, filters, lang)
         new_search = filters_search(filters, lang, metric)
+        # Only what changes: each value sent back re-renders its dropdown and is one more state
+        # change for Dash's renderer, which all the panels' requests wait behind. The grid
+        # choices are empty while no village is chosen, before as after.
         return (
             filters,
-            filters["town"],
-            filters["village"],
-            filters["grid"],
+            _changed(filters["town"], town),
+            _changed(filters["village"], village),
+            _changed(filters["grid"], grid),
             options["villages"],
-            options["grids"],
-            new_search if new_search != (search or "") else no_update,
+            no_update if not (village or filters["village"]) else options["grids"],
+            _changed(new_search, search or ""),
         )
 
     @app.callback(
@@ -133,6 +136,11 @@ def register(app: Any, sources: Any) -> None:
             no_update if target[key] == current.get(key) else target[key]
             for key in ("town", "village", "grid")
         )
+
+
+def _changed(new: Any, old: Any) -> Any:
+    """Return ``new``, or no_update when it equals what the page has."""
+    return no_update if new == old else new
 
 
 def _most_specific_trigger(grid: str | None) -> str | None:

@@ -1,25 +1,30 @@
-"""Fill the headline tiles and the charts for the chosen area and period.
+"""Fill the headline tiles, the charts and the tables for the chosen area and period.
 
-The callbacks are async and do their work in a thread: Dash's FastAPI backend runs a plain
-(sync) callback on the event loop itself, which would make the page's requests wait for each
-other and hold up the live socket while a chart is computed.
+One async callback does it all, its parts computed in parallel threads: Dash's FastAPI backend
+runs a plain (sync) callback on the event loop itself, which would make the page's requests
+wait for each other and hold up the live socket while a chart is computed. Why one callback
+and not one per panel: docs/performance.md, "Town switch" (#5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from dash import ALL, Input, Output, State, ctx
+from dash import ALL, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
 
-from callbacks import common
+from callbacks import common, tables
 from datasources import panels
 from datasources.kpi import kpi
 from datasources.periods import local_day
 from layouts import charts, ids
 from layouts.components import kpi_tiles
 from layouts.i18n import normal_lang, t
+
+log = logging.getLogger("wushi.panels")
 
 # Tiles the wall shows (it has room for eight); the other pages show them all.
 WALL_TILES = 8
@@ -52,14 +57,21 @@ def area_title(sources: Any, area: Any, period: Any, lang: str) -> str:
 ChartFn = Callable[[Any, Any, Any, str, bool], Any]
 
 
+def _children(sources: Any, area: Any, period: Any) -> Any:
+    """Return the figures per child area, shared for a minute like the charts drawn from them.
+
+    The closure chart and the per-village table show the same figures: one query serves both
+    (and ``warm_figures`` prepares it for the district and the towns).
+    """
+    return sources.figure(
+        ("children", area.code, period),
+        lambda: panels.children_figures(sources.engine, area, period),
+    )
+
+
 def _chart_callbacks() -> dict[str, ChartFn]:
     """Map each chart id to the function that queries and draws it."""
-
-    def children(s, area, period):
-        return s.cached(
-            ("children", area.code, period),
-            lambda: panels.children_figures(s.engine, area, period),
-        )
+    children = _children
 
     def monthly(s, area, period):
         return s.cached(
@@ -128,21 +140,100 @@ def _petition_frame(trend: Any) -> Any:
 
 
 def register(app: Any, sources: Any) -> None:
-    """Register the tile and chart callbacks."""
+    """Register the one callback that fills a page's tiles, title, charts and tables.
+
+    One callback, not one per panel (there were ten on the overview): Dash's renderer runs
+    every component's store selector on each state change of each callback (about eight per
+    callback, plus its loading flags), and a town switch answered by ten callbacks cost the
+    browser more than drawing the charts. The panels are still computed in parallel threads.
+    """
+    charts_ = _chart_callbacks()
+    tables_ = tuple(tables.FRAMES)
 
     @app.callback(
         Output(ids.TILES, "children"),
         Output(ids.AREA_TITLE, "children"),
+        *(Output(ids.chart(chart_id, ALL), "figure") for chart_id in charts_),
+        *(Output(ids.table(table_id, ALL), "rowData") for table_id in tables_),
+        *(Output(ids.table(table_id, ALL), "columnDefs") for table_id in tables_),
         Input(ids.FILTERS, "data"),
         Input(ids.LANG, "data"),
         Input(ids.LIVE_VERSION, "data"),
         State(ids.URL, "pathname"),
+        *(State(ids.table(table_id, ALL), "columnDefs") for table_id in tables_),
     )
-    async def update_tiles(filters, lang, _live, pathname):
-        return await asyncio.to_thread(_tiles, sources, filters, normal_lang(lang), pathname)
+    async def update_panels(filters, lang, _live, pathname, *shown_columns):
+        lang = normal_lang(lang)
+        slots = [len(outputs) for outputs in ctx.outputs_list[2:]]
+        chart_slots = dict(zip(charts_, slots, strict=False))
+        table_slots = dict(zip(tables_, slots[len(charts_) :], strict=False))
+        triggered = {prop.rsplit(".", 1)[0] for prop in ctx.triggered_prop_ids}
+        # The live push (every few seconds while events arrive) moves the tiles only: the
+        # charts are monthly and shared for a minute, and the tables never followed it.
+        live_only = triggered == {ids.LIVE_VERSION}
+        wanted = [] if live_only else [c for c, n in chart_slots.items() if n]
+        listed = [] if live_only else [t_ for t_, n in table_slots.items() if n]
+        head, *results = _parts(
+            await asyncio.gather(
+                asyncio.to_thread(_tiles, sources, filters, lang, pathname),
+                *(
+                    asyncio.to_thread(_chart, sources, c, charts_[c], filters, lang, pathname)
+                    for c in wanted
+                ),
+                *(asyncio.to_thread(_rows, sources, t_, filters, lang) for t_ in listed),
+                return_exceptions=True,
+            )
+        )
+        figures = dict(zip(wanted, results[: len(wanted)], strict=True))
+        rows = dict(zip(listed, results[len(wanted) :], strict=True))
+        # A pattern (ALL) output takes one value per slot on the page, no_update included.
+        tiles, title = (no_update, no_update) if head is no_update else head
+        out: list[Any] = [tiles, title]
+        out += [[figures.get(c, no_update)] * n for c, n in chart_slots.items()]
+        out += [[rows.get(t_, no_update)] * n for t_, n in table_slots.items()]
+        for table_id, shown in zip(tables_, shown_columns, strict=True):
+            # Column definitions only when they change (first fill, language): AG Grid
+            # rebuilds its columns for every new columnDefs, even equal ones.
+            defs = tables.column_defs(tables.FRAMES[table_id][1], lang)
+            # ``shown`` comes from the browser: a forged request may send anything there.
+            shown_list = shown if isinstance(shown, list) else []
+            slots_n = table_slots[table_id]
+            out.append(
+                [
+                    no_update if i < len(shown_list) and shown_list[i] == defs else defs
+                    for i in range(slots_n)
+                ]
+            )
+        return tuple(out)
 
-    for chart_id, draw in _chart_callbacks().items():
-        _register_chart(app, sources, chart_id, draw)
+
+def _parts(results: list[Any]) -> list[Any]:
+    """Return the panels' values, a failed panel as no_update (logged), so the others show.
+
+    An area this user may not see stops the whole update, as it stops each part; if every
+    part failed, the first error is raised, so Dash reports it as before.
+    """
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for error in errors:
+        if isinstance(error, PreventUpdate | asyncio.CancelledError):
+            raise error
+    if errors and len(errors) == len(results):
+        raise errors[0]
+    for error in errors:
+        log.error("a panel failed", exc_info=error)
+    return [no_update if isinstance(r, BaseException) else r for r in results]
+
+
+def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> list[dict[str, Any]]:
+    """Return a table's rows for the filters."""
+    if table_id == ids.TABLE_VILLAGES:
+        area = common.area(sources, filters)
+        children = _children(sources, area, common.period(sources, filters))
+        frame = tables.village_frame(sources, filters, lang, children=children)
+    else:
+        frame = tables.FRAMES[table_id][0](sources, filters, lang)
+    rows: list[dict[str, Any]] = frame.to_dict("records")
+    return rows
 
 
 def _tiles(sources: Any, filters: Any, lang: str, pathname: str | None) -> tuple[Any, str]:
@@ -153,29 +244,16 @@ def _tiles(sources: Any, filters: Any, lang: str, pathname: str | None) -> tuple
     return tiles, area_title(sources, area, period, lang)
 
 
-def _register_chart(app: Any, sources: Any, chart_id: str, draw: ChartFn) -> None:
-    @app.callback(
-        Output(ids.chart(chart_id, ALL), "figure"),
-        Input(ids.FILTERS, "data"),
-        Input(ids.LANG, "data"),
-        State(ids.URL, "pathname"),
-    )
-    async def update_chart(filters, lang, pathname):
-        slots = len(ctx.outputs_list)
-        if slots == 0:
-            return []
-
-        def compute() -> Any:
-            # The area is checked for this user first; the figure of an area is then the same
-            # for everyone who may see it, so it is shared (and prepared by warm_figures).
-            area = common.area(sources, filters)
-            period = common.period(sources, filters)
-            key = (chart_id, area.code, period, normal_lang(lang), _is_wall(pathname))
-            return sources.figure(key, lambda: draw(sources, area, period, key[3], key[4]))
-
-        return [await asyncio.to_thread(compute)] * slots
-
-    update_chart.__name__ = f"update_{chart_id.replace('-', '_')}"
+def _chart(
+    sources: Any, chart_id: str, draw: ChartFn, filters: Any, lang: str, pathname: str | None
+) -> Any:
+    """Return one chart's figure for the filters (checked for this user, then shared)."""
+    # The area is checked for this user first; the figure of an area is then the same for
+    # everyone who may see it, so it is shared (and prepared by warm_figures).
+    area = common.area(sources, filters)
+    period = common.period(sources, filters)
+    key = (chart_id, area.code, period, lang, _is_wall(pathname))
+    return sources.figure(key, lambda: draw(sources, area, period, lang, key[4]))
 
 
 def warm_figures(sources: Any) -> int:
@@ -189,6 +267,11 @@ def warm_figures(sources: Any) -> int:
     done = 0
     for code in [None, *towns]:
         area = sources.area(code, None, None)
+        # First the figures per child area the closure chart and the village table share.
+        sources.refresh_figure(
+            ("children", area.code, period),
+            lambda a=area: panels.children_figures(sources.engine, a, period),
+        )
         for chart_id, draw in _chart_callbacks().items():
             key = (chart_id, area.code, period, "zh", False)
             sources.refresh_figure(key, lambda d=draw, a=area: d(sources, a, period, "zh", False))

@@ -1,8 +1,10 @@
-"""The open-ticket and per-village tables, and their CSV and Excel exports."""
+"""The open-ticket and per-village tables, and their CSV and Excel exports.
+
+The tables are filled by ``callbacks.panels`` (one callback with the tiles and charts).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from typing import Any
 
@@ -59,11 +61,22 @@ def ticket_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.
     return df[[c for c, _ in TICKET_COLUMNS]]
 
 
-def village_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.DataFrame:
-    """Return the figures per child area, rates as percentages."""
+def village_frame(
+    sources: Any,
+    filters: dict[str, Any] | None,
+    lang: str,
+    children: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return the figures per child area, rates as percentages.
+
+    ``children`` is ``panels.children_figures`` for the filters when the caller has it already
+    (the page's panels share it with the closure chart); it is not changed.
+    """
     area = common.area(sources, filters)
     period = common.period(sources, filters)
-    df = panels.children_figures(sources.engine, area, period).copy()
+    if children is None:
+        children = panels.children_figures(sources.engine, area, period)
+    df = children.copy()
     if lang == "en":
         df["name"] = df["name_en"]
     for col in ("closure_rate", "satisfaction_rate", "call_answer_rate"):
@@ -83,9 +96,7 @@ FRAMES = {
 
 
 def register(app: Any, sources: Any) -> None:
-    """Register the table fills and the exports."""
-    for table_id, (frame, columns) in FRAMES.items():
-        _register_table(app, sources, table_id, frame, columns)
+    """Register the exports (the tables are filled by ``callbacks.panels``, with the charts)."""
 
     @app.callback(
         Output(ids.DOWNLOAD, "data"),
@@ -124,21 +135,3 @@ def register(app: Any, sources: Any) -> None:
         buffer = io.BytesIO()
         df.to_excel(buffer, index=False, sheet_name=table_id[:31])
         return dcc.send_bytes(buffer.getvalue(), f"{name}.xlsx")
-
-
-def _register_table(app: Any, sources: Any, table_id: str, frame: Any, columns: Any) -> None:
-    @app.callback(
-        Output(ids.table(table_id, ALL), "rowData"),
-        Output(ids.table(table_id, ALL), "columnDefs"),
-        Input(ids.FILTERS, "data"),
-        Input(ids.LANG, "data"),
-    )
-    async def update_table(filters, lang):
-        slots = len(ctx.outputs_list[0])
-        if slots == 0:
-            return [], []
-        lang = normal_lang(lang)
-        df = await asyncio.to_thread(frame, sources, filters, lang)
-        return [df.to_dict("records")] * slots, [column_defs(columns, lang)] * slots
-
-    update_table.__name__ = f"update_{table_id.replace('-', '_')}"
