@@ -308,6 +308,7 @@ class Worker:
             rebuild_live_state(self.engine, self.redis, self.settings.district_code)
             self._with_group(lambda: self.live.apply(outbox_id, payload, ack))
         delete_outbox(self.engine, outbox_id)
+        self.live.forget(outbox_id)
 
     def _with_group(self, action: Callable[[], Any]) -> Any:
         """Run a Redis action, recreating the group if Redis lost it (e.g. after a restart)."""

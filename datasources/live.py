@@ -428,6 +428,14 @@ class LiveState:
         if self._script(keys=keys, args=args) == -1:
             raise LiveStateMissing(self.keys.built)
 
+    def forget(self, batch_id: str) -> None:
+        """Drop a batch's applied marker once its outbox row is deleted (nothing can re-apply it).
+
+        The marker's TTL only covers a crash between the two steps; without this, Redis kept one
+        key per batch for a week (the soak measured +82% RSS in 10 minutes at 50 events/s).
+        """
+        self.redis.delete(self.keys.applied(batch_id))
+
     def ack(self, entry_ids: Sequence[str | bytes]) -> None:
         """Acknowledge entries that changed nothing live."""
         if entry_ids:
@@ -465,6 +473,7 @@ def apply_pending_outbox(engine: Engine, live: LiveState) -> int:
     for batch_id, payload in rows:
         live.apply(batch_id, payload)
         delete_outbox(engine, batch_id)
+        live.forget(batch_id)
     return len(rows)
 
 
