@@ -16,11 +16,9 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 for _p in (str(ROOT), str(ROOT / "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+
+from browser import free_port, wait_http  # noqa: E402  (tests/ is on the path from here on)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEMO_DISTRICT = "341504"
@@ -312,26 +312,6 @@ def probe_event(device: str, grid: str) -> dict[str, Any]:
 # --- Processes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 90.0) -> None:
-    """Wait until ``url`` answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except Exception:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not come up in {timeout} s")
-
-
 @dataclasses.dataclass
 class Proc:
     """A process started here, in its own session, with a role name for the report."""
@@ -418,7 +398,7 @@ class Stack:
         if workers > 1:
             args += ["--workers", str(workers)]
         proc = self.spawn("web", args, "web.log")
-        wait_http(f"{self.base}/healthz")
+        wait_http(f"{self.base}/healthz", timeout=90.0)
         return proc
 
     def start_worker(self, consumer: str = "w1", scheduler: bool = True) -> Proc:
