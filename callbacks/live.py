@@ -1,9 +1,12 @@
-"""Push live updates over Dash's WebSocket: the feed, today's tiles, alerts, the map's pulse.
+"""Push live updates over Dash's WebSocket: feed, today's tiles, alerts, headline tiles, map.
 
 One persistent async callback per open page. It subscribes to the worker's pub/sub channel
 (``wushi:{district}:live``, one message per stored batch), keeps the area from the logged-in
-user (never from the client), and pushes with ``set_props``. After a reconnect Dash restarts it;
-it then re-reads the feed list, so nothing shown is lost across server or Redis restarts.
+user (never from the client), and pushes with ``set_props``. The headline tiles and the map's
+colours are pushed too (at most every ``MAP_EVERY_S`` while events arrive), computed once per
+area and shared by all pages: the page's own HTTP callbacks only answer the user's choices.
+After a reconnect Dash restarts it; it then re-reads the feed list, so nothing shown is lost
+across server or Redis restarts.
 
 Faults (docs/reliability.md): when its Redis subscription fails, it marks ``#ws-status`` with
 ``data-feed="down"`` (the page then shows "重新连接中… / Reconnecting…" although the socket is
@@ -18,15 +21,16 @@ import datetime as dt
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from dash import ctx, set_props
+from dash import Input, Output, ctx, set_props
 from dash.exceptions import PreventUpdate, WebsocketDisconnected
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from callbacks import common
+from callbacks import common, map_, panels
 from dashboard.sources import DB_UNAVAILABLE as DB_DOWN
 from datasources import live_view
 from datasources.live import LiveKeys
@@ -51,14 +55,51 @@ class _PageGone(Exception):
     """The page stopped answering (closed, or a socket Dash no longer routes replies to)."""
 
 
-async def _selection(ws: Any) -> tuple[dict[str, Any], str]:
+@dataclass(frozen=True)
+class Selection:
+    """What the page shows: filters, language, and (where it has a map) path, metric, focus."""
+
+    filters: dict[str, Any]
+    lang: str
+    path: str | None = None
+    metric: str | None = None
+    focus: str | None = None
+
+    @property
+    def has_map(self) -> bool:
+        """Whether the page told its path and metric, so its tiles and map can be pushed."""
+        return self.path is not None and self.metric is not None
+
+
+# Mirrors what the live callback needs into one store, so it is read in one round trip.
+SELECTION_JS = """
+function(filters, lang, path, metric, focus) {
+    return {filters: filters || {}, lang: lang, path: path, metric: metric, focus: focus};
+}
+"""
+
+
+async def _selection(ws: Any) -> Selection:
     try:
-        filters = await ws.get_prop(ids.FILTERS, "data")
-        lang = await ws.get_prop(ids.LANG, "data")
+        mirrored = await ws.get_prop(ids.LIVE_SELECTION, "data")
+        if not isinstance(mirrored, dict):
+            # A page without the map (the audit page) or not drawn yet: the feed's area only.
+            mirrored = {
+                "filters": await ws.get_prop(ids.FILTERS, "data"),
+                "lang": await ws.get_prop(ids.LANG, "data"),
+            }
     except (TimeoutError, WebsocketDisconnected):
         # A get_prop unanswered for 30 s: the page is gone or its replies go to another socket.
         raise _PageGone from None
-    return (filters if isinstance(filters, dict) else {}), normal_lang(lang)
+    filters = mirrored.get("filters")
+    path, metric, focus = (mirrored.get(k) for k in ("path", "metric", "focus"))
+    return Selection(
+        filters=filters if isinstance(filters, dict) else {},
+        lang=normal_lang(mirrored.get("lang")),
+        path=path if isinstance(path, str) else None,
+        metric=metric if isinstance(metric, str) else None,
+        focus=focus if isinstance(focus, str) else None,
+    )
 
 
 def _feed_state(state: str) -> None:
@@ -70,6 +111,16 @@ def register(app: Any, sources: Any) -> None:
     """Register the persistent live callback."""
     district = sources.district
     keys = LiveKeys(district)
+
+    app.clientside_callback(
+        SELECTION_JS,
+        Output(ids.LIVE_SELECTION, "data"),
+        Input(ids.FILTERS, "data"),
+        Input(ids.LANG, "data"),
+        Input(ids.URL, "pathname"),
+        Input(ids.METRIC, "value"),
+        Input(ids.WALL_FOCUS, "data"),
+    )
 
     @app.callback(persistent=True, websocket=True)
     async def stream_live() -> None:
@@ -129,33 +180,40 @@ def register(app: Any, sources: Any) -> None:
         pubsub = r.pubsub()
         await pubsub.subscribe(keys.channel)
         try:
-            filters, lang = await _selection(ws)
-            area = _area(filters, None)
+            sel = await _selection(ws)
+            area = _area(sel.filters, None)
             shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
-            await _push_all(r, shown, area.code, lang, force_map=True)
+            _push_feed(shown, sel.lang)
+            await _push_slow(r, area.code, sel.lang)
+            pulse = await _push_pulse(r, area.code)
+            await _push_panels(sel, pulse)
             progress["subscribed"] = True
-            stale = _push_stale(lang, None, force=True)
+            stale = _push_stale(sel.lang, None, force=True)
             last_map = last_slow = last_selection = last_flush = last_probe = time.monotonic()
             pending: list[dict[str, Any]] = []
             flush_at: float | None = None
+            moved = False  # events arrived since the map and headline tiles were last pushed
             while not ws.is_shutdown:
                 wait = 1.0 if flush_at is None else max(0.0, flush_at - time.monotonic())
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
                 now = time.monotonic()
-                if now - last_selection >= SELECTION_EVERY_S:
-                    # The page's filters are read now and then, not per message: every read is a
-                    # round trip to a browser that may be busy drawing.
-                    filters, new_lang = await _selection(ws)
+                map_due = moved and now - last_map >= MAP_EVERY_S
+                if now - last_selection >= SELECTION_EVERY_S or map_due:
+                    # The page's choices are read now and then, not per message: every read is
+                    # a round trip to a browser that may be busy drawing. A map push reads them
+                    # first, so it never paints over a choice the user has just made.
+                    new = await _selection(ws)
                     last_selection = now
-                    if new_lang != lang:
-                        lang = new_lang
-                        stale = _push_stale(lang, stale, force=True)
-                    new_area = _area(filters, area)
+                    if new.lang != sel.lang:
+                        stale = _push_stale(new.lang, stale, force=True)
+                    sel = new
+                    new_area = _area(sel.filters, area)
                     if new_area.code != area.code:
                         area = new_area
                         shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
                         pending, flush_at = [], now
                 if message and message.get("type") == "message":
+                    moved = True
                     batch = [
                         e
                         for e in json.loads(message["data"])
@@ -171,18 +229,19 @@ def register(app: Any, sources: Any) -> None:
                     seen = {e["id"] for e in shown}
                     fresh = [e for e in pending if e.get("id") not in seen]
                     shown = (fresh + shown)[:FEED_SHOWN]
-                    _push_feed(shown, lang)
-                    set_props(ids.TODAY, {"children": await _today(r, area.code, lang)})
+                    _push_feed(shown, sel.lang)
+                    set_props(ids.TODAY, {"children": await _today(r, area.code, sel.lang)})
                     pending, flush_at, last_flush = [], None, now
                 if now - last_slow >= SLOW_EVERY_S:
-                    await _push_slow(r, area.code, lang)
+                    await _push_slow(r, area.code, sel.lang)
                     last_slow = now
-                if message and now - last_map >= MAP_EVERY_S:
-                    await _push_map(r, area.code)
-                    last_map = now
+                if map_due:
+                    pulse = await _push_pulse(r, area.code)
+                    await _push_panels(sel, pulse)
+                    last_map, moved = now, False
                 if now - last_probe >= PROBE_EVERY_S:
                     await asyncio.to_thread(sources.check_database)
-                    stale = _push_stale(lang, stale)
+                    stale = _push_stale(sel.lang, stale)
                     last_probe = now
         finally:
             await pubsub.aclose()
@@ -230,14 +289,41 @@ def register(app: Any, sources: Any) -> None:
         set_props(ids.TODAY, {"children": await _today(r, code, lang)})
         _feed_state("up")  # again now and then: a re-rendered page starts without the mark
 
-    async def _push_map(r: aioredis.Redis, code: str) -> None:
-        pulse = await live_view.unanswered_grids(r, district, code)
+    async def _push_pulse(r: aioredis.Redis, code: str) -> list[str]:
+        """Keep the page's list of grids with an unanswered call (the map callback reads it)."""
+        pulse: list[str] = await live_view.unanswered_grids(r, district, code)
         set_props(ids.LIVE_VERSION, {"data": {"t": time.time(), "pulse": pulse}})
+        return pulse
 
-    async def _push_all(
-        r: aioredis.Redis, shown: list[dict[str, Any]], code: str, lang: str, force_map: bool
-    ) -> None:
-        _push_feed(shown, lang)
-        await _push_slow(r, code, lang)
-        if force_map:
-            await _push_map(r, code)
+    async def _push_panels(sel: Selection, pulse: list[str]) -> None:
+        """Push the headline tiles and the map's colours for the page's current choices.
+
+        Both are computed once per area, metric and language and shared by every page that
+        shows them (``Sources.cached``): a push costs the server one serialisation per page,
+        not one HTTP callback per page (docs/performance.md, "Load").
+        """
+        if not sel.has_map:
+            return
+        try:
+            head, style = await asyncio.gather(
+                asyncio.to_thread(panels.headline_tiles, sources, sel.filters, sel.lang, sel.path),
+                asyncio.to_thread(
+                    map_.map_style,
+                    sources,
+                    sel.filters,
+                    sel.metric,
+                    sel.lang,
+                    pulse,
+                    sel.focus,
+                    sel.path,
+                ),
+            )
+        except (PreventUpdate, *DB_DOWN):
+            # A filter this user may not see, or a database down with nothing cached: the page
+            # keeps what it shows (the stale badge says why).
+            return
+        tiles, _title = head
+        hideout, legend = style
+        set_props(ids.TILES, {"children": tiles})
+        set_props(ids.GRID_LAYER, {"hideout": hideout})
+        set_props(ids.LEGEND, {"children": legend})

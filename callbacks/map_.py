@@ -88,7 +88,12 @@ def grid_values(sources: Any, scope: Any, period: Any, metric: str) -> dict[str,
 
 
 def register(app: Any, sources: Any) -> None:
-    """Register the map restyling callbacks."""
+    """Register the map restyling callbacks.
+
+    This callback answers the user's choices (filters, metric, language, the wall's rotation).
+    Live changes do not come through it: the page's live callback pushes the hideout over the
+    socket (``callbacks/live.py``), computed once per area and shared by every page showing it.
+    """
 
     @app.callback(
         Output(ids.GRID_LAYER, "hideout"),
@@ -96,14 +101,15 @@ def register(app: Any, sources: Any) -> None:
         Input(ids.FILTERS, "data"),
         Input(ids.METRIC, "value"),
         Input(ids.LANG, "data"),
-        Input(ids.LIVE_VERSION, "data"),
         Input(ids.WALL_FOCUS, "data"),
         State(ids.URL, "pathname"),
+        State(ids.LIVE_VERSION, "data"),
     )
-    async def update_map_style(filters, metric, lang, live, wall_focus, pathname):
+    async def update_map_style(filters, metric, lang, wall_focus, pathname, live):
+        pulse = (live or {}).get("pulse") if isinstance(live, dict) else None
         # In a thread: Dash's FastAPI backend runs sync callbacks on the event loop itself.
         return await asyncio.to_thread(
-            _map_style, sources, filters, metric, normal_lang(lang), live, wall_focus, pathname
+            map_style, sources, filters, metric, normal_lang(lang), pulse, wall_focus, pathname
         )
 
     # The hideout is also kept in the page for the hover text (it shows the current value).
@@ -113,28 +119,48 @@ def register(app: Any, sources: Any) -> None:
     )
 
 
-def _map_style(
+def map_style(
     sources: Any,
     filters: Any,
     metric: str | None,
     lang: str,
-    live: Any,
+    pulse: Any,
     wall_focus: Any,
     pathname: str | None,
 ) -> tuple[dict[str, Any], list[Any]]:
-    """Return the hideout and legend for the page's filters, metric and live state."""
+    """Return the hideout and legend for the page's filters, metric and pulsing grids.
+
+    The area is checked for this user first; the answer is then the same for every page
+    showing that area, metric and language, so it is shared for two seconds: a hundred open
+    pages pushed at once cost one computation.
+    """
     metric = metric if metric in panels.METRICS else "closure_rate"
     area = common.area(sources, filters)
     scope = common.area(sources, {})
     period = common.period(sources, filters)
-    values = grid_values(sources, scope, period, metric)
-    pulse = (live or {}).get("pulse") or []
+    pulsing = tuple(sorted(str(p) for p in pulse)) if isinstance(pulse, list) else ()
     if (pathname or "").rstrip("/") == "/wall":
         # The wall highlights the town of the current 20-second slot, if it is in scope.
         in_scope = isinstance(wall_focus, str) and wall_focus.startswith(scope.code)
         town = wall_focus if in_scope else None
-        name = sources.names().of(lang).get(town or "", "")
-        return hideout_for(values, metric, lang, focus=town, pulse=pulse, dark=True, title=name)
+        key = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
+
+        def wall_style() -> tuple[dict[str, Any], list[Any]]:
+            values = grid_values(sources, scope, period, metric)
+            name = sources.names().of(lang).get(town or "", "")
+            return hideout_for(
+                values, metric, lang, focus=town, pulse=list(pulsing), dark=True, title=name
+            )
+
+        return sources.cached(key, wall_style)  # type: ignore[no-any-return]
     focus = None if area.level == "district" else area.code
     selected = area.code if area.level == "grid" else None
-    return hideout_for(values, metric, lang, focus=focus, selected=selected, pulse=pulse)
+
+    def page_style() -> tuple[dict[str, Any], list[Any]]:
+        values = grid_values(sources, scope, period, metric)
+        return hideout_for(
+            values, metric, lang, focus=focus, selected=selected, pulse=list(pulsing)
+        )
+
+    key = ("hideout", scope.code, area.code, period, metric, lang, pulsing)
+    return sources.cached(key, page_style)  # type: ignore[no-any-return]

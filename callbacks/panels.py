@@ -34,15 +34,6 @@ def _is_wall(pathname: str | None) -> bool:
     return (pathname or "").rstrip("/") == "/wall"
 
 
-def _figures(sources: Any, filters: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any]]:
-    area = common.area(sources, filters)
-    period = common.period(sources, filters)
-    figures = sources.cached(
-        ("kpi", area.code, period), lambda: kpi(sources.engine, area, period, sources.now())
-    )
-    return area, period, figures
-
-
 def area_title(sources: Any, area: Any, period: Any, lang: str) -> str:
     """Return the heading naming the area and the period."""
     names = sources.names().of(lang)
@@ -158,24 +149,22 @@ def register(app: Any, sources: Any) -> None:
         *(Output(ids.table(table_id, ALL), "columnDefs") for table_id in tables_),
         Input(ids.FILTERS, "data"),
         Input(ids.LANG, "data"),
-        Input(ids.LIVE_VERSION, "data"),
         State(ids.URL, "pathname"),
         *(State(ids.table(table_id, ALL), "columnDefs") for table_id in tables_),
     )
-    async def update_panels(filters, lang, _live, pathname, *shown_columns):
+    async def update_panels(filters, lang, pathname, *shown_columns):
+        # The user's choices only: live changes of the tiles are pushed over the socket
+        # (callbacks/live.py, shared per area); the charts are monthly and the tables never
+        # followed live events.
         lang = normal_lang(lang)
         slots = [len(outputs) for outputs in ctx.outputs_list[2:]]
         chart_slots = dict(zip(charts_, slots, strict=False))
         table_slots = dict(zip(tables_, slots[len(charts_) :], strict=False))
-        triggered = {prop.rsplit(".", 1)[0] for prop in ctx.triggered_prop_ids}
-        # The live push (every few seconds while events arrive) moves the tiles only: the
-        # charts are monthly and shared for a minute, and the tables never followed it.
-        live_only = triggered == {ids.LIVE_VERSION}
-        wanted = [] if live_only else [c for c, n in chart_slots.items() if n]
-        listed = [] if live_only else [t_ for t_, n in table_slots.items() if n]
+        wanted = [c for c, n in chart_slots.items() if n]
+        listed = [t_ for t_, n in table_slots.items() if n]
         head, *results = _parts(
             await asyncio.gather(
-                asyncio.to_thread(_tiles, sources, filters, lang, pathname),
+                asyncio.to_thread(headline_tiles, sources, filters, lang, pathname),
                 *(
                     asyncio.to_thread(_chart, sources, c, charts_[c], filters, lang, pathname)
                     for c in wanted
@@ -236,12 +225,24 @@ def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> list[dict[str
     return rows
 
 
-def _tiles(sources: Any, filters: Any, lang: str, pathname: str | None) -> tuple[Any, str]:
-    area, period, figures = _figures(sources, filters)
-    tiles = kpi_tiles(figures, lang)
-    if _is_wall(pathname):
-        tiles = tiles[:WALL_TILES]
-    return tiles, area_title(sources, area, period, lang)
+def headline_tiles(sources: Any, filters: Any, lang: str, pathname: str | None) -> tuple[Any, str]:
+    """Return the headline tiles and the heading for the filters (checked for this user).
+
+    The area is checked first; the tiles of an area are then the same for every page showing
+    it, so they are shared for two seconds (the live callback pushes them to every page).
+    """
+    area = common.area(sources, filters)
+    period = common.period(sources, filters)
+    wall = _is_wall(pathname)
+
+    def build() -> tuple[Any, str]:
+        figures = sources.cached(
+            ("kpi", area.code, period), lambda: kpi(sources.engine, area, period, sources.now())
+        )
+        shown = kpi_tiles(figures, lang)
+        return (shown[:WALL_TILES] if wall else shown), area_title(sources, area, period, lang)
+
+    return sources.cached(("tiles", area.code, period, lang, wall), build)  # type: ignore[no-any-return]
 
 
 def _chart(

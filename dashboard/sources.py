@@ -57,6 +57,7 @@ class _TTLCache:
     ttl: float
     _data: dict[Any, tuple[float, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _flights: dict[Any, threading.Lock] = field(default_factory=dict)
 
     def lookup(self, key: Any) -> tuple[bool, bool, Any]:
         """Return (found, fresh, value) of ``key``; an old value is still found."""
@@ -70,7 +71,17 @@ class _TTLCache:
         with self._lock:
             if len(self._data) > 2000:
                 self._data.clear()
+                self._flights.clear()
             self._data[key] = (time.monotonic(), value)
+
+    def flight(self, key: Any) -> threading.Lock:
+        """Return the lock of ``key``'s computation: when a value expires and a hundred
+        screens ask for it at once, one computes it and the others wait for its answer."""
+        with self._lock:
+            lock = self._flights.get(key)
+            if lock is None:
+                lock = self._flights[key] = threading.Lock()
+            return lock
 
 
 @dataclass(frozen=True)
@@ -159,16 +170,20 @@ class Sources:
             return value  # type: ignore[no-any-return]
         if found and not self._may_ask_database():
             return value  # type: ignore[no-any-return]
-        try:
-            value = compute()
-        except DB_UNAVAILABLE as exc:
-            self._health.failed(exc)
-            found, _fresh, last = cache.lookup(key)
-            if not found:
-                raise
-            return last  # type: ignore[no-any-return]
-        cache.put(key, value)
-        return value
+        with cache.flight(key):
+            found, fresh, value = cache.lookup(key)
+            if fresh:  # computed by another thread while this one waited
+                return value  # type: ignore[no-any-return]
+            try:
+                value = compute()
+            except DB_UNAVAILABLE as exc:
+                self._health.failed(exc)
+                found, _fresh, last = cache.lookup(key)
+                if not found:
+                    raise
+                return last  # type: ignore[no-any-return]
+            cache.put(key, value)
+            return value
 
     def _may_ask_database(self) -> bool:
         """Return False while the database is known to be down (it is re-probed every 2 s)."""

@@ -41,6 +41,7 @@ LIVE_FEED = "live-feed"
 ALERTS = "alerts"
 LAST_ID = "live-last-id"
 LIVE_VERSION = "live-version"
+LIVE_SELECTION = "live-selection"
 NAV = "nav"
 
 CHART_CLOSURE = "chart-closure"

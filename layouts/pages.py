@@ -209,6 +209,9 @@ def _live_column(lang: str, class_name: str) -> html.Div:
     """Return today's tiles, the alerts and the live feed (filled over the WebSocket)."""
     return html.Div(
         [
+            # What the live callback reads back in one round trip (callbacks/live.py); here,
+            # not in the root layout, because its inputs exist only on pages with a map.
+            dcc.Store(id=ids.LIVE_SELECTION),
             panel(t("today", lang), html.Div(id=ids.TODAY, className="tiles")),
             panel(
                 t("alerts", lang),

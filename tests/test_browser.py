@@ -26,6 +26,7 @@ from browser import (
 from redis import Redis
 from sqlalchemy import select
 
+from dashboard.scheduler import refresh_figures
 from datasources.db import make_engine
 from datasources.kpi import kpi, resolve_area
 from datasources.models import Device, Town
@@ -60,10 +61,14 @@ def stack(history_url: str, tmp_path_factory) -> Iterator[LiveStack]:
             live.stop()
 
 
-def _device_event(stack: LiveStack) -> dict:
+def _device_event(stack: LiveStack, last: bool = False) -> dict:
+    """Return a green-key call from the first device (or the last: another test's grid)."""
     engine = make_engine(stack.database_url)
+    order = Device.id.desc() if last else Device.id
     with engine.connect() as conn:
-        device, grid = conn.execute(select(Device.id, Device.grid_code).limit(1)).one()
+        device, grid = conn.execute(
+            select(Device.id, Device.grid_code).order_by(order).limit(1)
+        ).one()
     engine.dispose()
     return {
         "v": 1,
@@ -141,6 +146,63 @@ def test_an_event_reaches_the_feed_and_the_tiles_within_a_second(stack):
         latencies.sort()
         assert latencies[1] < 1.0, f"events took {latencies} s to reach the feed"
         wait_for(page, f"{first_today} === '{before + 4:,}'", timeout_s=5)
+
+
+COUNT_CALLBACKS = """
+performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('_dash-update-component')).length
+"""
+
+
+def test_headline_tiles_and_map_follow_events_over_the_socket(stack):
+    """A green-key call makes its grid pulse and adds to its calls on the map, a new ticket
+    raises the headline tile once the rollups are rebuilt: all pushed over the WebSocket, with
+    no HTTP callback from the page."""
+    event = _device_event(stack, last=True)
+    grid = event["grid"]
+    with browser_context(1366, 1024) as context:
+        page = context.new_page()
+        errors = watch_errors(page)
+        login(page, stack.base, "wall-admin", PASSWORD)
+        page.goto(f"{stack.base}/?metric=calls")
+        wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
+        requests_tile = "document.querySelector('#kpi-tiles .tile .value span').textContent"
+        wait_for(page, requests_tile)
+        wait_for(page, "window.wushiHideout && window.wushiHideout.label")
+        time.sleep(1.5)  # the page's first callbacks have all answered
+        before = int(page.evaluate(requests_tile).replace(",", ""))
+        calls_before = page.evaluate(f"window.wushiHideout.values['{grid}'] || 0")
+        assert not page.evaluate(f"!!(window.wushiHideout.pulse || {{}})['{grid}']")
+        callbacks_before = page.evaluate(COUNT_CALLBACKS)
+        ticket = {
+            "v": 1,
+            "id": uuid.uuid4().hex,
+            "kind": "ticket.created",
+            "ts": event["ts"],
+            "grid": grid,
+            "ticket": uuid.uuid4().hex,
+            "category": "livelihood",
+            "source": "app",
+            "priority": "normal",
+            "petition": False,
+            "title": "路灯不亮",
+        }
+        redis = Redis.from_url(stack.redis_url)
+        for item in (ticket, event):
+            redis.xadd("wushi:{341504}:events", {"event": json.dumps(item)})
+        redis.close()
+        wait_for(page, f"!!(window.wushiHideout.pulse || {{}})['{grid}']", timeout_s=10)
+        # The headline figures and the map's come from the daily rollups, rebuilt each minute by the worker's
+        # scheduler; run that job now instead of waiting for it.
+        engine = make_engine(stack.database_url)
+        redis = Redis.from_url(stack.redis_url)
+        assert refresh_figures(engine, redis, "341504", dt.datetime.now(dt.UTC))
+        redis.close()
+        engine.dispose()
+        wait_for(page, f"{requests_tile} === '{before + 1:,}'", timeout_s=10)
+        wait_for(page, f"window.wushiHideout.values['{grid}'] === {calls_before + 1}")
+        assert page.evaluate(COUNT_CALLBACKS) == callbacks_before
+        assert [e for e in errors if "favicon" not in e] == []
 
 
 def test_choosing_a_town_changes_the_panels_to_that_town(stack):
