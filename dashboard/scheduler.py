@@ -203,6 +203,20 @@ def rebuild_recent_rollups(engine: Engine, now: dt.datetime, deadlines=None) -> 
     return True
 
 
+def refresh_figures(
+    engine: Engine, redis: Redis, district: str, now: dt.datetime, deadlines=None
+) -> bool:
+    """Rebuild the recent rollups, then tell the open pages their figures moved.
+
+    An empty batch on the live channel: each page's live callback then pushes its headline
+    tiles and map again, even if no event arrives in the next minutes.
+    """
+    if not rebuild_recent_rollups(engine, now, deadlines):
+        return False
+    redis.publish(LiveKeys(district).channel, "[]")
+    return True
+
+
 def start_scheduler(settings: Settings, engine: Engine, redis_factory: Callable[[], Redis]) -> Any:
     """Start the background scheduler with the worker's jobs; return it (call ``shutdown``)."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -273,7 +287,9 @@ def start_scheduler(settings: Settings, engine: Engine, redis_factory: Callable[
         coalesce=True,
     )
     scheduler.add_job(
-        guarded("rollups", 55_000, lambda: rebuild_recent_rollups(engine, now(), deadlines)),
+        guarded(
+            "rollups", 55_000, lambda: refresh_figures(engine, redis, district, now(), deadlines)
+        ),
         "interval",
         seconds=60,
         max_instances=1,
