@@ -24,10 +24,11 @@ What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
   also opens its own WebSocket with its session cookie and Origin, sends the captured
   ``callback_request`` of the persistent live callback, answers the server's
   ``get_props_request`` (filters, language) from its props, sends Dash's heartbeat every 10 s,
-  and so also fires the HTTP callbacks the live pushes trigger (tiles and map on every
-  ``live-version`` push). Clientside callbacks are not run, except the wall's rotation (every
-  20 s the metric and highlighted town change, from the page's ``wall-rotation`` data, as the
-  clock-driven JavaScript does), which fires the map callback. A callback already in flight for
+  and so also fires any HTTP callback a live push would trigger. Clientside callbacks are not
+  run, except two: the ``live-selection`` mirror the live callback reads (answered from the
+  page's props), and the wall's rotation (every 20 s the metric and highlighted town change,
+  from the page's ``wall-rotation`` data, as the clock-driven JavaScript does), which fires the
+  map callback. A callback already in flight for
   a page is sent again once it returns, with the newest values (triggers meanwhile merged).
 - **N tablet users** (``--tablets``; ``--town-share`` of them are town officials, the rest
   district leaders), each logged in through ``POST /login`` with its own account and cookie,
@@ -651,6 +652,9 @@ class Page:
             elif kind == "get_props_request":
                 payload = msg.get("payload") or {}
                 cid = id_text(payload.get("componentId"))
+                if cid == "live-selection":
+                    # Filled in the browser by a clientside callback from these props.
+                    self.store["live-selection.data"] = self.selection()
                 answer = {
                     name: self.store[f"{cid}.{name}"]
                     for name in payload.get("properties", [])
@@ -671,6 +675,16 @@ class Page:
             task = asyncio.create_task(self.fire(changed, "live"))
             self.tasks.append(task)
             self.tasks = [t for t in self.tasks if not t.done()]
+
+    def selection(self) -> dict[str, Any]:
+        """What the page's clientside ``live-selection`` callback mirrors (callbacks/live.py)."""
+        return {
+            "filters": self.store.get("filters-store.data") or {},
+            "lang": self.store.get("lang-store.data"),
+            "path": self.path,
+            "metric": self.store.get("filter-metric.value"),
+            "focus": self.store.get("wall-focus.data"),
+        }
 
     def _probes(self, children: Any, now: float) -> None:
         probes = self.rec.probes
