@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,10 +26,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from dash import Input, Output, ctx, set_props
 from dash.exceptions import PreventUpdate, WebsocketDisconnected
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from callbacks import common, map_, panels
+from callbacks import common, livehub, map_, panels
 from dashboard.sources import DB_UNAVAILABLE as DB_DOWN
 from datasources import live_view
 from datasources.live import LiveKeys
@@ -122,6 +119,16 @@ def register(app: Any, sources: Any) -> None:
         Input(ids.WALL_FOCUS, "data"),
     )
 
+    hubs: dict[Any, livehub.Hub] = {}  # one per event loop (one per web process)
+    shared = livehub.Shared()
+
+    def hub() -> livehub.Hub:
+        loop = asyncio.get_running_loop()
+        if loop not in hubs:
+            hubs.clear()  # a new loop (tests start servers one after another)
+            hubs[loop] = livehub.Hub(sources.redis_url, keys.channel)
+        return hubs[loop]
+
     @app.callback(persistent=True, websocket=True)
     async def stream_live() -> None:
         common.user()
@@ -129,15 +136,8 @@ def register(app: Any, sources: Any) -> None:
         backoff = 0.5
         progress = {"subscribed": False}
         while not ws.is_shutdown:
-            # No silent retries inside redis-py: a lost connection must show on the page at once.
-            r = aioredis.from_url(
-                sources.redis_url,
-                socket_connect_timeout=2,
-                health_check_interval=10,
-                retry=Retry(NoBackoff(), 0),
-            )
             try:
-                await _serve(ws, r, progress)
+                await _serve(ws, hub(), progress)
                 return
             except _PageGone:
                 raise PreventUpdate from None
@@ -159,8 +159,6 @@ def register(app: Any, sources: Any) -> None:
                 # Never let an exception's text reach the client (Dash sends it over the socket).
                 log.exception("live callback failed")
                 raise PreventUpdate from None
-            finally:
-                await r.aclose()
         raise PreventUpdate
 
     def _area(filters: dict[str, Any], current: Any) -> Any:
@@ -176,14 +174,14 @@ def register(app: Any, sources: Any) -> None:
                 raise
             return current
 
-    async def _serve(ws: Any, r: aioredis.Redis, progress: dict[str, bool]) -> None:
-        pubsub = r.pubsub()
-        await pubsub.subscribe(keys.channel)
+    async def _serve(ws: Any, h: livehub.Hub, progress: dict[str, bool]) -> None:
+        queue = await h.join()  # first: no batch is missed between the feed's read and this
+        r = h.redis
         try:
             sel = await _selection(ws)
             area = _area(sel.filters, None)
             shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
-            _push_feed(shown, sel.lang)
+            await _push_feed(shown, sel.lang)
             await _push_slow(r, area.code, sel.lang)
             pulse = await _push_pulse(r, area.code)
             await _push_panels(sel, pulse)
@@ -195,7 +193,12 @@ def register(app: Any, sources: Any) -> None:
             moved = False  # events arrived since the map and headline tiles were last pushed
             while not ws.is_shutdown:
                 wait = 1.0 if flush_at is None else max(0.0, flush_at - time.monotonic())
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+                try:
+                    batch = await asyncio.wait_for(queue.get(), timeout=wait)
+                except TimeoutError:
+                    batch = None
+                if batch is livehub.DOWN:
+                    raise aioredis.ConnectionError("live channel lost")
                 now = time.monotonic()
                 map_due = moved and now - last_map >= MAP_EVERY_S
                 if now - last_selection >= SELECTION_EVERY_S or map_due:
@@ -212,15 +215,11 @@ def register(app: Any, sources: Any) -> None:
                         area = new_area
                         shown = await live_view.feed(r, district, area.code, FEED_SHOWN)
                         pending, flush_at = [], now
-                if message and message.get("type") == "message":
+                if batch is not None:
                     moved = True
-                    batch = [
-                        e
-                        for e in json.loads(message["data"])
-                        if live_view.in_area(e, area.code, district)
-                    ]
-                    if batch:
-                        pending = batch + pending  # each message is newest first, and newer
+                    mine = [e for e in batch if live_view.in_area(e, area.code, district)]
+                    if mine:
+                        pending = mine + pending  # each batch is newest first, and newer
                         # Leading edge: an event after a quiet spell shows at once.
                         flush_at = flush_at or max(now, last_flush + FLUSH_S)
                 if flush_at is not None and now >= flush_at:
@@ -229,7 +228,7 @@ def register(app: Any, sources: Any) -> None:
                     seen = {e["id"] for e in shown}
                     fresh = [e for e in pending if e.get("id") not in seen]
                     shown = (fresh + shown)[:FEED_SHOWN]
-                    _push_feed(shown, sel.lang)
+                    await _push_feed(shown, sel.lang)
                     set_props(ids.TODAY, {"children": await _today(r, area.code, sel.lang)})
                     pending, flush_at, last_flush = [], None, now
                 if now - last_slow >= SLOW_EVERY_S:
@@ -244,7 +243,7 @@ def register(app: Any, sources: Any) -> None:
                     stale = _push_stale(sel.lang, stale)
                     last_probe = now
         finally:
-            await pubsub.aclose()
+            h.leave(queue)
 
     def _push_stale(lang: str, shown: float | None, force: bool = False) -> float | None:
         """Show or hide the "data stale" badge when the database's state changed."""
@@ -253,24 +252,38 @@ def register(app: Any, sources: Any) -> None:
             set_props(ids.DB_STALE, stale_badge_props(since, lang))
         return since
 
-    async def _today(r: aioredis.Redis, code: str, lang: str) -> list[Any]:
-        counts = await live_view.today_counts(r, district, code, sources.now())
-        snap = await live_view.snapshot(r, district, code)
-        return today_tiles(counts, snap, lang)
+    async def _today(r: aioredis.Redis, code: str, lang: str) -> Any:
+        """Return today's tiles of an area, shared by its pages for one flush interval."""
 
-    def _push_feed(shown: list[dict[str, Any]], lang: str) -> None:
-        names = sources.names().of(lang)
-        items = [feed_item(e, names, lang) for e in shown] or [t("no_events", lang)]
-        set_props(ids.LIVE_FEED, {"children": items})
+        async def build() -> Any:
+            counts = await live_view.today_counts(r, district, code, sources.now())
+            snap = await live_view.snapshot(r, district, code)
+            return livehub.plain(today_tiles(counts, snap, lang))
+
+        return await shared.get(("today", code, lang), FLUSH_S / 2, build)
+
+    async def _push_feed(shown: list[dict[str, Any]], lang: str) -> None:
+        """Push the feed; pages showing the same entries share one rendering of them."""
+
+        async def build() -> Any:
+            names = sources.names().of(lang)
+            items = [feed_item(e, names, lang) for e in shown] or [t("no_events", lang)]
+            return livehub.plain(items)
+
+        key = ("feed", lang, tuple(str(e.get("id")) for e in shown))
+        set_props(ids.LIVE_FEED, {"children": await shared.get(key, 10.0, build)})
 
     async def _push_slow(r: aioredis.Redis, code: str, lang: str) -> None:
-        names = sources.names().of(lang)
-        active = await live_view.alerts(r, district, code)
-        set_props(
-            ids.ALERTS,
-            {"children": [alert_item(a, names, lang) for a in active] or t("no_alerts", lang)},
-        )
-        as_of = await live_view.data_as_of(r, district)
+        async def build_alerts() -> Any:
+            names = sources.names().of(lang)
+            active = await live_view.alerts(r, district, code)
+            return livehub.plain(
+                [alert_item(a, names, lang) for a in active] or t("no_alerts", lang)
+            )
+
+        alerts = await shared.get(("alerts", code, lang), 1.0, build_alerts)
+        set_props(ids.ALERTS, {"children": alerts})
+        as_of = await shared.get(("as_of",), 1.0, lambda: live_view.data_as_of(r, district))
         set_props(ids.FRESHNESS, {"data": {"as_of": as_of, "lang": lang}})
         stale = as_of is None or time.time() - as_of > STALE_AFTER_S
         stamp = (
@@ -291,7 +304,9 @@ def register(app: Any, sources: Any) -> None:
 
     async def _push_pulse(r: aioredis.Redis, code: str) -> list[str]:
         """Keep the page's list of grids with an unanswered call (the map callback reads it)."""
-        pulse: list[str] = await live_view.unanswered_grids(r, district, code)
+        pulse: list[str] = await shared.get(
+            ("pulse", code), 1.0, lambda: live_view.unanswered_grids(r, district, code)
+        )
         set_props(ids.LIVE_VERSION, {"data": {"t": time.time(), "pulse": pulse}})
         return pulse
 

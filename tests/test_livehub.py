@@ -1,0 +1,143 @@
+"""The web process's one live subscription and the figures its pages share (callbacks/livehub.py).
+
+Real Redis (embedded and system), real pub/sub; no browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import redis.asyncio as aioredis
+from browser import free_port
+
+from callbacks.livehub import DOWN, Hub, Shared, plain
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_shared_computes_once_for_many_askers_and_again_when_old():
+    calls = []
+
+    async def compute():
+        calls.append(time.monotonic())
+        await asyncio.sleep(0.05)
+        return {"n": len(calls)}
+
+    async def main():
+        shared = Shared()
+        first = await asyncio.gather(*(shared.get("k", 0.2, compute) for _ in range(50)))
+        again = await shared.get("k", 0.2, compute)
+        await asyncio.sleep(0.25)
+        later = await shared.get("k", 0.2, compute)
+        return first, again, later
+
+    first, again, later = run(main())
+    assert {f["n"] for f in first} == {1}
+    assert again == {"n": 1}
+    assert later == {"n": 2}
+    assert len(calls) == 2
+
+
+def test_shared_gives_every_asker_the_error_and_survives_a_cancelled_asker():
+    async def boom():
+        await asyncio.sleep(0.05)
+        raise ConnectionError("redis gone")
+
+    async def slow():
+        await asyncio.sleep(0.1)
+        return 7
+
+    async def main():
+        shared = Shared()
+        errors = await asyncio.gather(
+            *(shared.get("e", 1.0, boom) for _ in range(3)), return_exceptions=True
+        )
+        # One asker gives up (its page closed): the others still get the answer.
+        quitter = asyncio.create_task(shared.get("s", 1.0, slow))
+        stayer = asyncio.create_task(shared.get("s", 1.0, slow))
+        await asyncio.sleep(0.02)
+        quitter.cancel()
+        return errors, await stayer, quitter.cancelled()
+
+    errors, value, cancelled = run(main())
+    assert all(isinstance(e, ConnectionError) for e in errors)
+    assert value == 7 and cancelled
+
+
+def test_plain_is_what_dash_sends():
+    from dash import html
+
+    assert plain([html.Li("x", className="c")]) == [
+        {
+            "props": {"children": "x", "className": "c"},
+            "type": "Li",
+            "namespace": "dash_html_components",
+        }
+    ]
+
+
+def test_the_hub_parses_each_message_once_for_every_page(redis_url, test_district):
+    channel = f"wushi:{{{test_district}}}:live"
+
+    async def main():
+        hub = Hub(redis_url, channel)
+        pages = [await hub.join() for _ in range(3)]
+        sender = aioredis.from_url(redis_url)
+        await sender.publish(channel, json.dumps([{"id": "b"}, {"id": "a"}]))
+        await sender.publish(channel, "not json")
+        await sender.publish(channel, "[]")
+        got = [[await asyncio.wait_for(q.get(), 5) for _ in range(2)] for q in pages]
+        hub.leave(pages[0])
+        await sender.publish(channel, json.dumps([{"id": "c"}]))
+        after = [await asyncio.wait_for(q.get(), 5) for q in pages[1:]]
+        left_empty = pages[0].empty()
+        await sender.aclose()
+        await hub.close()
+        return got, after, left_empty
+
+    got, after, left_empty = run(main())
+    for batches in got:
+        assert batches == [[{"id": "b"}, {"id": "a"}], []]  # the non-JSON message is skipped
+    assert after == [[{"id": "c"}], [{"id": "c"}]]
+    assert left_empty
+
+
+def test_joining_without_redis_fails_within_seconds_and_pages_learn_of_a_lost_channel(
+    redis_url, test_district
+):
+    async def unreachable():
+        hub = Hub(f"redis://127.0.0.1:{free_port()}/0", "nowhere")
+        t0 = time.monotonic()
+        with pytest.raises(aioredis.ConnectionError):
+            await hub.join()
+        took = time.monotonic() - t0
+        await hub.close()
+        return took
+
+    assert run(unreachable()) < 5
+
+    async def lost():
+        channel = f"wushi:{{{test_district}}}:live"
+        hub = Hub(redis_url, channel)
+        queue = await hub.join()
+        admin = aioredis.from_url(redis_url)
+        # Drop the hub's subscriber connection, as a Redis restart does.
+        for client in await admin.client_list():
+            if int(client.get("sub", 0)) and client.get("name", "") == "":
+                await admin.client_kill_filter(_id=client["id"])
+        item = await asyncio.wait_for(queue.get(), 10)
+        queue2 = await hub.join()  # subscribed again
+        await admin.publish(channel, "[]")
+        again = await asyncio.wait_for(queue2.get(), 5)
+        await admin.aclose()
+        await hub.close()
+        return item, again
+
+    item, again = run(lost())
+    assert item is DOWN
+    assert again == []
