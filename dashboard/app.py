@@ -79,6 +79,10 @@ def create_app(
     app.validation_layout = _validation_layout()
     register_all(app, sources)
     app.wushi_sources = sources  # type: ignore[attr-defined]
+    # Now, not on the first request: Dash lists the assets (CSS, the map's style functions)
+    # in a hook that its index page does not always run first; a wall whose first request
+    # was the kiosk redirect then came up unstyled and without its map.
+    app._setup_server()
     return app
 
 
