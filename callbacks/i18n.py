@@ -40,3 +40,20 @@ def register(app: Any, sources: Any) -> None:
         current = normal_lang(parse_search(search).get("lang") or lang)
         new = "en" if current == "zh" else "zh"
         return new, switched_search(search, new)
+
+    # A shared link with ``?lang=en`` (or ``zh``) makes that the language of the whole page,
+    # and remembers it, as the switch does: otherwise the page frame would follow the link and
+    # the panels (which read the stored language) the browser's earlier choice.
+    app.clientside_callback(
+        """
+        function(search, lang) {
+            var m = /[?&]lang=(en|zh)(&|$)/.exec(search || '');
+            if (!m || m[1] === lang) { return window.dash_clientside.no_update; }
+            return m[1];
+        }
+        """,
+        Output(ids.LANG, "data", allow_duplicate=True),
+        Input(ids.URL, "search"),
+        State(ids.LANG, "data"),
+        prevent_initial_call="initial_duplicate",
+    )

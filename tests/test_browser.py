@@ -254,6 +254,22 @@ def test_the_language_switch_changes_the_labels(stack):
             page,
             "(document.querySelector('#kpi-tiles .tile .label')||{}).textContent === 'Requests'",
         )
+        # A shared link names its language: it wins over the one saved, in every panel.
+        page.goto(f"{stack.base}/?lang=zh")
+        wait_for(
+            page,
+            "(document.querySelector('#kpi-tiles .tile .label')||{}).textContent === '受理量'",
+        )
+        page.goto(f"{stack.base}/?lang=en")
+        wait_for(
+            page,
+            "(document.querySelector('#kpi-tiles .tile .label')||{}).textContent === 'Requests'",
+        )
+        wait_for(
+            page,
+            "(document.querySelector('#today-tiles .tile .label')||{}).textContent"
+            " === 'Calls today'",
+        )
 
 
 @pytest.mark.parametrize(
