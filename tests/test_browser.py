@@ -192,8 +192,8 @@ def test_headline_tiles_and_map_follow_events_over_the_socket(stack):
             redis.xadd("wushi:{341504}:events", {"event": json.dumps(item)})
         redis.close()
         wait_for(page, f"!!(window.wushiHideout.pulse || {{}})['{grid}']", timeout_s=10)
-        # The headline figures and the map's come from the daily rollups, rebuilt each minute by the worker's
-        # scheduler; run that job now instead of waiting for it.
+        # The headline figures and the map's come from the daily rollups, rebuilt each minute
+        # by the worker's scheduler; run that job now instead of waiting for it.
         engine = make_engine(stack.database_url)
         redis = Redis.from_url(stack.redis_url)
         assert refresh_figures(engine, redis, "341504", dt.datetime.now(dt.UTC))
