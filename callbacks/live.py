@@ -39,6 +39,9 @@ from layouts.i18n import normal_lang, t
 log = logging.getLogger("wushi.live")
 
 FEED_SHOWN = 30
+# Feed entries kept first when more arrive in one flush than the feed shows.
+URGENT_PREFIXES = ("call.", "petition.")
+URGENT_KINDS = frozenset({"ticket.escalated", "ticket.reopened", "supervision.posted"})
 MAP_EVERY_S = 2.0  # dash-leaflet rebuilds every polygon on a restyle: at most one each 2 s
 SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
@@ -97,6 +100,26 @@ async def _selection(ws: Any) -> Selection:
         metric=metric if isinstance(metric, str) else None,
         focus=focus if isinstance(focus, str) else None,
     )
+
+
+def urgent(entry: dict[str, Any]) -> bool:
+    """Whether a feed entry is one a person must not miss: a call, a petition, an escalation."""
+    kind = str(entry.get("kind", ""))
+    return kind.startswith(URGENT_PREFIXES) or kind in URGENT_KINDS
+
+
+def first_to_show(fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the entries of one flush the feed shows, newest first.
+
+    The feed holds FEED_SHOWN entries. When more arrive in one flush (a district at 200 events
+    a second sends about 30 per 150 ms), the urgent ones are kept first and the routine ones
+    (ticket stages, points, votes) fill the rest; the order stays newest first.
+    """
+    if len(fresh) <= FEED_SHOWN:
+        return fresh
+    ranked = sorted(range(len(fresh)), key=lambda i: (not urgent(fresh[i]), i))
+    keep = sorted(ranked[:FEED_SHOWN])
+    return [fresh[i] for i in keep]
 
 
 def _feed_state(state: str) -> None:
@@ -226,7 +249,7 @@ def register(app: Any, sources: Any) -> None:
                     # Many batches a second become one update: the browser redraws at most
                     # every FLUSH_S, however fast events come.
                     seen = {e["id"] for e in shown}
-                    fresh = [e for e in pending if e.get("id") not in seen]
+                    fresh = first_to_show([e for e in pending if e.get("id") not in seen])
                     shown = (fresh + shown)[:FEED_SHOWN]
                     await _push_feed(shown, sel.lang)
                     set_props(ids.TODAY, {"children": await _today(r, area.code, sel.lang)})

@@ -141,3 +141,20 @@ def test_joining_without_redis_fails_within_seconds_and_pages_learn_of_a_lost_ch
     item, again = run(lost())
     assert item is DOWN
     assert again == []
+
+
+def test_a_flood_keeps_calls_and_escalations_in_the_feed_newest_first():
+    from callbacks.live import FEED_SHOWN, first_to_show
+
+    kinds = ["points.earned", "ticket.dispatched", "call.key", "supervision.voted"] * 20
+    kinds[7] = "ticket.escalated"
+    fresh = [{"id": str(i), "kind": k} for i, k in enumerate(kinds)]  # newest first
+    shown = first_to_show(fresh)
+    assert len(shown) == FEED_SHOWN
+    urgent_ids = [e["id"] for e in fresh if e["kind"] in ("call.key", "ticket.escalated")]
+    assert set(urgent_ids) <= {e["id"] for e in shown}  # all 21 urgent ones kept
+    assert [int(e["id"]) for e in shown] == sorted(int(e["id"]) for e in shown)
+    # The rest are the newest routine ones.
+    routine = [e["id"] for e in shown if e["id"] not in urgent_ids]
+    assert routine == [e["id"] for e in fresh if e["id"] not in urgent_ids][: len(routine)]
+    assert first_to_show(fresh[:5]) == fresh[:5]
