@@ -280,7 +280,10 @@ def register(app: Any, sources: Any) -> None:
 
         async def build() -> Any:
             counts = await live_view.today_counts(r, district, code, sources.now())
-            snap = await live_view.snapshot(r, district, code)
+            tallies = await shared.get(
+                ("tallies",), FLUSH_S / 2, lambda: live_view.open_tallies(r, district)
+            )
+            snap = live_view.tallied(tallies, district, code)
             return livehub.plain(today_tiles(counts, snap, lang))
 
         return await shared.get(("today", code, lang), FLUSH_S / 2, build)
@@ -299,7 +302,8 @@ def register(app: Any, sources: Any) -> None:
     async def _push_slow(r: aioredis.Redis, code: str, lang: str) -> None:
         async def build_alerts() -> Any:
             names = sources.names().of(lang)
-            active = await live_view.alerts(r, district, code)
+            every = await shared.get(("alerts",), 1.0, lambda: live_view.all_alerts(r, district))
+            active = live_view.alerts_in(every, code, district)
             return livehub.plain(
                 [alert_item(a, names, lang) for a in active] or t("no_alerts", lang)
             )
@@ -327,9 +331,10 @@ def register(app: Any, sources: Any) -> None:
 
     async def _push_pulse(r: aioredis.Redis, code: str) -> list[str]:
         """Keep the page's list of grids with an unanswered call (the map callback reads it)."""
-        pulse: list[str] = await shared.get(
-            ("pulse", code), 1.0, lambda: live_view.unanswered_grids(r, district, code)
+        every = await shared.get(
+            ("pulse",), 1.0, lambda: live_view.all_unanswered_grids(r, district)
         )
+        pulse = live_view.grids_in(every, code, district)
         set_props(ids.LIVE_VERSION, {"data": {"t": time.time(), "pulse": pulse}})
         return pulse
 
@@ -362,6 +367,19 @@ def register(app: Any, sources: Any) -> None:
             return
         tiles, _title = head
         hideout, legend = style
-        set_props(ids.TILES, {"children": tiles})
+        set_props(ids.TILES, {"children": plain_once(tiles)})
         set_props(ids.GRID_LAYER, {"hideout": hideout})
-        set_props(ids.LEGEND, {"children": legend})
+        set_props(ids.LEGEND, {"children": plain_once(legend)})
+
+    plains: dict[int, tuple[Any, Any]] = {}
+
+    def plain_once(value: Any) -> Any:
+        """Return the plain JSON form of a shared component tree, converted once."""
+        hit = plains.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        if len(plains) > 256:
+            plains.clear()
+        converted = livehub.plain(value)
+        plains[id(value)] = (value, converted)
+        return converted

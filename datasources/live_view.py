@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections import Counter
 from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
@@ -63,34 +64,79 @@ async def today_counts(
     return {m: int(v) for m, v in zip(METRICS, values, strict=True) if v is not None}
 
 
+async def open_tallies(r: AsyncRedis, district: str) -> dict[str, Counter[str]]:
+    """Return the open tickets and unanswered green-key calls counted per area code.
+
+    Each entry counts for the district and for its town, village and grid (codes of 9, 12 and
+    15 digits): one pass over Redis's hashes answers every area, so the web process reads and
+    parses them once per refresh, not once per open page.
+    """
+    keys = LiveKeys(district)
+    out = {}
+    for name, key in (("open", keys.open_tickets), ("unanswered", keys.unanswered_info)):
+        tally: Counter[str] = Counter()
+        for raw in await r.hvals(key):
+            entry = _json(raw)
+            tally[district] += 1
+            code = str(entry.get("grid") or entry.get("village") or entry.get("town") or "")
+            for digits in (9, 12, 15):
+                if len(code) >= digits:
+                    tally[code[:digits]] += 1
+        out[name] = tally
+    return out
+
+
+def tallied(tallies: dict[str, Counter[str]], district: str, area_code: str | None) -> dict:
+    """Return the open tickets and unanswered calls of one area from ``open_tallies``."""
+    code = area_code or district
+    return {name: int(tally.get(code, 0)) for name, tally in tallies.items()}
+
+
 async def snapshot(r: AsyncRedis, district: str, area_code: str | None) -> dict[str, int]:
     """Return the open tickets and unanswered green-key calls inside the area now."""
-    keys = LiveKeys(district)
-    open_tickets = await r.hvals(keys.open_tickets)
-    calls = await r.hvals(keys.unanswered_info)
-    return {
-        "open": sum(in_area(_json(x), area_code, district) for x in open_tickets),
-        "unanswered": sum(in_area(_json(x), area_code, district) for x in calls),
-    }
+    return tallied(await open_tallies(r, district), district, area_code)
+
+
+async def all_unanswered_grids(r: AsyncRedis, district: str) -> list[str]:
+    """Return every grid of the district with a green-key call not yet answered, sorted."""
+    calls = [_json(x) for x in await r.hvals(LiveKeys(district).unanswered_info)]
+    return sorted({str(c["grid"]) for c in calls if c.get("grid")})
+
+
+def grids_in(grids: list[str], area_code: str | None, district: str) -> list[str]:
+    """Return the grids (from ``all_unanswered_grids``) inside the area."""
+    if not area_code or area_code == district:
+        return list(grids)
+    return [g for g in grids if g.startswith(area_code)]
 
 
 async def unanswered_grids(r: AsyncRedis, district: str, area_code: str | None) -> list[str]:
     """Return the grids with a green-key call not yet answered (they pulse on the map)."""
-    calls = [_json(x) for x in await r.hvals(LiveKeys(district).unanswered_info)]
-    return sorted({c["grid"] for c in calls if c.get("grid") and in_area(c, area_code, district)})
+    return grids_in(await all_unanswered_grids(r, district), area_code, district)
+
+
+async def all_alerts(r: AsyncRedis, district: str) -> list[dict[str, Any]]:
+    """Return every active alert of the district, in the order a person should act on them."""
+    items = [_json(x) for x in await r.hvals(LiveKeys(district).alerts)]
+    inside = [a for a in items if a.get("id")]
+    # Newest first within each kind, the kinds a person must act on first.
+    inside.sort(key=lambda a: str(a.get("ts", "")), reverse=True)
+    inside.sort(key=lambda a: ALERT_ORDER.get(str(a.get("kind")), len(ALERT_ORDER)))
+    return inside
+
+
+def alerts_in(
+    items: list[dict[str, Any]], area_code: str | None, district: str, n: int = 20
+) -> list[dict[str, Any]]:
+    """Return the first ``n`` alerts (from ``all_alerts``) inside the area."""
+    return [a for a in items if in_area(a, area_code, district)][:n]
 
 
 async def alerts(
     r: AsyncRedis, district: str, area_code: str | None, n: int = 20
 ) -> list[dict[str, Any]]:
-    """Return the active alerts inside the area, newest first."""
-    raw = await r.hvals(LiveKeys(district).alerts)
-    items = [_json(x) for x in raw]
-    inside = [a for a in items if a.get("id") and in_area(a, area_code, district)]
-    # Newest first within each kind, the kinds a person must act on first.
-    inside.sort(key=lambda a: str(a.get("ts", "")), reverse=True)
-    inside.sort(key=lambda a: ALERT_ORDER.get(str(a.get("kind")), len(ALERT_ORDER)))
-    return inside[:n]
+    """Return the active alerts inside the area, newest first within each kind."""
+    return alerts_in(await all_alerts(r, district), area_code, district, n)
 
 
 async def data_as_of(r: AsyncRedis, district: str) -> float | None:

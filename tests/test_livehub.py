@@ -158,3 +158,57 @@ def test_a_flood_keeps_calls_and_escalations_in_the_feed_newest_first():
     routine = [e["id"] for e in shown if e["id"] not in urgent_ids]
     assert routine == [e["id"] for e in fresh if e["id"] not in urgent_ids][: len(routine)]
     assert first_to_show(fresh[:5]) == fresh[:5]
+
+
+def test_open_tallies_answer_every_area_from_one_read(redis_url, test_district):
+    from redis import Redis
+
+    from datasources import live_view
+    from datasources.live import LiveKeys
+
+    d = test_district
+    keys = LiveKeys(d)
+    town, village, grid = d + "001", d + "001002", d + "001002003"
+    other_grid = d + "002001001"
+    with Redis.from_url(redis_url) as r:
+        r.hset(
+            keys.open_tickets,
+            mapping={
+                "t1": json.dumps({"grid": grid}),
+                "t2": json.dumps({"grid": other_grid}),
+                "t3": json.dumps({"village": village}),  # a village-level ticket
+            },
+        )
+        r.hset(keys.unanswered_info, mapping={"c1": json.dumps({"grid": grid})})
+        r.hset(
+            keys.alerts,
+            mapping={
+                "a1": json.dumps({"id": "a1", "kind": "device_offline", "grid": other_grid}),
+                "a2": json.dumps({"id": "a2", "kind": "unanswered_call", "grid": grid}),
+            },
+        )
+
+    async def main():
+        r = aioredis.from_url(redis_url)
+        tallies = await live_view.open_tallies(r, d)
+        got = {
+            area: live_view.tallied(tallies, d, area)
+            for area in (d, None, town, village, grid, other_grid, d + "003")
+        }
+        snap = await live_view.snapshot(r, d, village)
+        pulse = await live_view.unanswered_grids(r, d, town)
+        alerts = [a["id"] for a in await live_view.alerts(r, d, d)]
+        town_alerts = [a["id"] for a in await live_view.alerts(r, d, town)]
+        await r.aclose()
+        return got, snap, pulse, alerts, town_alerts
+
+    got, snap, pulse, alerts, town_alerts = run(main())
+    assert got[d] == got[None] == {"open": 3, "unanswered": 1}
+    assert got[town] == got[village] == {"open": 2, "unanswered": 1}
+    assert got[grid] == {"open": 1, "unanswered": 1}
+    assert got[other_grid] == {"open": 1, "unanswered": 0}
+    assert got[d + "003"] == {"open": 0, "unanswered": 0}
+    assert snap == got[village]
+    assert pulse == [grid]
+    assert alerts == ["a2", "a1"]  # an unanswered call before an offline device
+    assert town_alerts == ["a2"]
