@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dash.exceptions import PreventUpdate
@@ -10,6 +13,21 @@ from dash.exceptions import PreventUpdate
 from dashboard.auth import CURRENT_USER, SessionUser, clamp_area
 from datasources.kpi import AreaRef, UnknownArea
 from datasources.periods import Period, local_day
+
+
+def off_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run a plain callback in a worker thread instead of on the server's event loop.
+
+    Dash's FastAPI backend runs a sync callback on the event loop itself: one that queries the
+    database stalls every open page's live socket meanwhile (seen under load, #7). The thread
+    gets a copy of the request's context (the logged-in user, Dash's ``ctx``).
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    return run
 
 
 def user() -> SessionUser:

@@ -63,6 +63,7 @@ def register(app: Any, sources: Any) -> None:
         State(ids.LANG, "data"),
         State(ids.URL, "search"),
     )
+    @common.off_loop
     def update_filters(
         town: str | None,
         village: str | None,
@@ -122,6 +123,7 @@ def register(app: Any, sources: Any) -> None:
         State(ids.FILTERS, "data"),
         prevent_initial_call=True,
     )
+    @common.off_loop
     def drill_down_on_click(
         _clicks: int | None, click: dict[str, Any] | None, filters: dict[str, Any] | None
     ):

@@ -158,6 +158,7 @@ def register(app: Any, sources: Any) -> None:
         Input(ids.LANG, "data"),
         State(ids.URL, "search"),
     )
+    @common.off_loop
     def render_page(pathname: str | None, lang: str | None, search: str | None) -> Any:
         query = parse_search(search)
         lang = normal_lang(query.get("lang") or lang)

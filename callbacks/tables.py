@@ -106,6 +106,7 @@ def register(app: Any, sources: Any) -> None:
         State(ids.LANG, "data"),
         prevent_initial_call=True,
     )
+    @common.off_loop
     def export_table(_csv, _xlsx, filters, lang):
         trigger = ctx.triggered_id
         # New buttons appearing with a page also trigger this: only a real click exports.
