@@ -406,6 +406,7 @@ class Record:
     seen: dict[str, dict[str, float]] = field(default_factory=dict)  # page -> id -> time
     published: dict[str, float] = field(default_factory=dict)  # id -> on the live channel
     ws_messages: Counter[str] = field(default_factory=Counter)
+    pushes: Counter[str] = field(default_factory=Counter)  # "<path> <component id>" per set_props
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -641,6 +642,7 @@ class Page:
                 cid = id_text(cid)
                 if cid is None:
                     continue
+                self.rec.pushes[f"{self.path} {cid}"] += 1
                 for name, value in props.items():
                     key = f"{cid}.{name}"
                     self.store[key] = value
@@ -1233,6 +1235,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "error_examples": examples,
         "memory": memory,
         "ws_messages": dict(rec.ws_messages),
+        "pushes": dict(rec.pushes.most_common()),
     }
 
 

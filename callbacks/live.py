@@ -45,7 +45,8 @@ URGENT_KINDS = frozenset({"ticket.escalated", "ticket.reopened", "supervision.po
 MAP_EVERY_S = 2.0  # dash-leaflet rebuilds every polygon on a restyle: at most one each 2 s
 SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
-FLUSH_S = 0.15  # feed and today's tiles: at most one browser update per 150 ms
+FLUSH_S = 0.15  # the feed: at most one browser update per 150 ms
+TODAY_EVERY_S = 0.5  # today's tiles (counters): at most two updates a second
 SELECTION_EVERY_S = 1.0  # how often the page's filters and language are read back
 PROBE_EVERY_S = 2.0  # how often the database is probed for the "data stale" badge
 RETRY_MAX_S = 2.0  # longest wait between attempts to subscribe again after losing Redis
@@ -200,6 +201,7 @@ def register(app: Any, sources: Any) -> None:
     async def _serve(ws: Any, h: livehub.Hub, progress: dict[str, bool]) -> None:
         queue = await h.join()  # first: no batch is missed between the feed's read and this
         r = h.redis
+        sent: dict[str, str] = {}  # what this page was last sent, by component (digests)
         try:
             sel = await _selection(ws)
             area = _area(sel.filters, None)
@@ -207,10 +209,11 @@ def register(app: Any, sources: Any) -> None:
             await _push_feed(shown, sel.lang)
             await _push_slow(r, area.code, sel.lang)
             pulse = await _push_pulse(r, area.code)
-            await _push_panels(sel, pulse)
+            await _push_panels(sel, pulse, sent)
             progress["subscribed"] = True
             stale = _push_stale(sel.lang, None, force=True)
             last_map = last_slow = last_selection = last_flush = last_probe = time.monotonic()
+            last_today = last_flush
             pending: list[dict[str, Any]] = []
             flush_at: float | None = None
             moved = False  # events arrived since the map and headline tiles were last pushed
@@ -220,6 +223,11 @@ def register(app: Any, sources: Any) -> None:
                     batch = await asyncio.wait_for(queue.get(), timeout=wait)
                 except TimeoutError:
                     batch = None
+                # Everything that queued up meanwhile is taken at once: a page that fell behind
+                # (a busy server) catches up in one step instead of one batch per turn.
+                while batch is not None and batch is not livehub.DOWN and not queue.empty():
+                    newer = queue.get_nowait()
+                    batch = newer if newer is livehub.DOWN else newer + batch
                 if batch is livehub.DOWN:
                     raise aioredis.ConnectionError("live channel lost")
                 now = time.monotonic()
@@ -232,6 +240,8 @@ def register(app: Any, sources: Any) -> None:
                     last_selection = now
                     if new.lang != sel.lang:
                         stale = _push_stale(new.lang, stale, force=True)
+                    if (new.lang, new.path) != (sel.lang, sel.path):
+                        sent.clear()  # the page was drawn anew: nothing of it is current
                     sel = new
                     new_area = _area(sel.filters, area)
                     if new_area.code != area.code:
@@ -252,14 +262,16 @@ def register(app: Any, sources: Any) -> None:
                     fresh = first_to_show([e for e in pending if e.get("id") not in seen])
                     shown = (fresh + shown)[:FEED_SHOWN]
                     await _push_feed(shown, sel.lang)
-                    set_props(ids.TODAY, {"children": await _today(r, area.code, sel.lang)})
+                    if now - last_today >= TODAY_EVERY_S:
+                        _send(sent, ids.TODAY, "children", await _today(r, area.code, sel.lang))
+                        last_today = now
                     pending, flush_at, last_flush = [], None, now
                 if now - last_slow >= SLOW_EVERY_S:
                     await _push_slow(r, area.code, sel.lang)
                     last_slow = now
                 if map_due:
                     pulse = await _push_pulse(r, area.code)
-                    await _push_panels(sel, pulse)
+                    await _push_panels(sel, pulse, sent)
                     last_map, moved = now, False
                 if now - last_probe >= PROBE_EVERY_S:
                     await asyncio.to_thread(sources.check_database)
@@ -275,7 +287,7 @@ def register(app: Any, sources: Any) -> None:
             set_props(ids.DB_STALE, stale_badge_props(since, lang))
         return since
 
-    async def _today(r: aioredis.Redis, code: str, lang: str) -> Any:
+    async def _today(r: aioredis.Redis, code: str, lang: str) -> livehub.Frozen:
         """Return today's tiles of an area, shared by its pages for one flush interval."""
 
         async def build() -> Any:
@@ -284,9 +296,16 @@ def register(app: Any, sources: Any) -> None:
                 ("tallies",), FLUSH_S / 2, lambda: live_view.open_tallies(r, district)
             )
             snap = live_view.tallied(tallies, district, code)
-            return livehub.plain(today_tiles(counts, snap, lang))
+            return livehub.freeze(today_tiles(counts, snap, lang))
 
-        return await shared.get(("today", code, lang), FLUSH_S / 2, build)
+        return await shared.get(("today", code, lang), FLUSH_S / 2, build)  # type: ignore[no-any-return]
+
+    def _send(sent: dict[str, str], cid: str, prop: str, frozen: livehub.Frozen) -> None:
+        """Push ``frozen`` unless this page was already sent exactly that."""
+        key = f"{cid}.{prop}"
+        if sent.get(key) != frozen.digest:
+            set_props(cid, {prop: frozen.value})
+            sent[key] = frozen.digest
 
     async def _push_feed(shown: list[dict[str, Any]], lang: str) -> None:
         """Push the feed; pages showing the same entries share one rendering of them."""
@@ -326,7 +345,7 @@ def register(app: Any, sources: Any) -> None:
                 "className": "asof stale" if stale else "asof",
             },
         )
-        set_props(ids.TODAY, {"children": await _today(r, code, lang)})
+        set_props(ids.TODAY, {"children": (await _today(r, code, lang)).value})
         _feed_state("up")  # again now and then: a re-rendered page starts without the mark
 
     async def _push_pulse(r: aioredis.Redis, code: str) -> list[str]:
@@ -338,7 +357,7 @@ def register(app: Any, sources: Any) -> None:
         set_props(ids.LIVE_VERSION, {"data": {"t": time.time(), "pulse": pulse}})
         return pulse
 
-    async def _push_panels(sel: Selection, pulse: list[str]) -> None:
+    async def _push_panels(sel: Selection, pulse: list[str], sent: dict[str, str]) -> None:
         """Push the headline tiles and the map's colours for the page's current choices.
 
         Both are computed once per area, metric and language and shared by every page that
@@ -367,19 +386,21 @@ def register(app: Any, sources: Any) -> None:
             return
         tiles, _title = head
         hideout, legend = style
-        set_props(ids.TILES, {"children": plain_once(tiles)})
-        set_props(ids.GRID_LAYER, {"hideout": hideout})
-        set_props(ids.LEGEND, {"children": plain_once(legend)})
+        # Only what changed since this page's last push: the figures move with the minute's
+        # rollups and the pulse with calls, not with every batch.
+        _send(sent, ids.TILES, "children", frozen_once(tiles))
+        _send(sent, ids.GRID_LAYER, "hideout", frozen_once(hideout))
+        _send(sent, ids.LEGEND, "children", frozen_once(legend))
 
-    plains: dict[int, tuple[Any, Any]] = {}
+    frozen: dict[int, tuple[Any, livehub.Frozen]] = {}
 
-    def plain_once(value: Any) -> Any:
-        """Return the plain JSON form of a shared component tree, converted once."""
-        hit = plains.get(id(value))
+    def frozen_once(value: Any) -> livehub.Frozen:
+        """Return the frozen form of a shared value (the same object for every page)."""
+        hit = frozen.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]
-        if len(plains) > 256:
-            plains.clear()
-        converted = livehub.plain(value)
-        plains[id(value)] = (value, converted)
+        if len(frozen) > 256:
+            frozen.clear()
+        converted = livehub.freeze(value)
+        frozen[id(value)] = (value, converted)
         return converted

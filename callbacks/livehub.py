@@ -11,6 +11,7 @@ to every page's queue; what pages of the same area and language show is computed
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -170,6 +171,22 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 def plain(value: Any) -> Any:
     """Return components as the plain JSON structure Dash sends (serialised once, shared)."""
+    return freeze(value).value
+
+
+class Frozen:
+    """A value in the plain JSON form Dash sends, with a digest to tell whether it changed."""
+
+    __slots__ = ("digest", "value")
+
+    def __init__(self, value: Any, digest: str) -> None:
+        self.value = value
+        self.digest = digest
+
+
+def freeze(value: Any) -> Frozen:
+    """Serialise ``value`` (components included) once; pages then send the plain form."""
     from dash._utils import to_json
 
-    return json.loads(to_json(value))
+    text = to_json(value)
+    return Frozen(json.loads(text), hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
