@@ -45,7 +45,10 @@ URGENT_KINDS = frozenset({"ticket.escalated", "ticket.reopened", "supervision.po
 MAP_EVERY_S = 2.0  # dash-leaflet rebuilds every polygon on a restyle: at most one each 2 s
 SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
-FLUSH_S = 0.15  # the feed: at most one browser update per 150 ms
+FLUSH_S = 0.15  # the wall's feed: at most one browser update per 150 ms
+# A tablet's or desktop's feed (a side column, read at arm's length, not watched): at most two
+# updates a second. Most open pages are these, and each push costs the server a serialisation.
+PAGE_FLUSH_S = 0.5
 TODAY_EVERY_S = 0.5  # today's tiles (counters): at most two updates a second
 SELECTION_EVERY_S = 1.0  # how often the page's filters and language are read back
 PROBE_EVERY_S = 2.0  # how often the database is probed for the "data stale" badge
@@ -254,10 +257,11 @@ def register(app: Any, sources: Any) -> None:
                     if mine:
                         pending = mine + pending  # each batch is newest first, and newer
                         # Leading edge: an event after a quiet spell shows at once.
-                        flush_at = flush_at or max(now, last_flush + FLUSH_S)
+                        every = FLUSH_S if sel.path == "/wall" else PAGE_FLUSH_S
+                        flush_at = flush_at or max(now, last_flush + every)
                 if flush_at is not None and now >= flush_at:
                     # Many batches a second become one update: the browser redraws at most
-                    # every FLUSH_S, however fast events come.
+                    # every FLUSH_S (PAGE_FLUSH_S off the wall), however fast events come.
                     seen = {e["id"] for e in shown}
                     fresh = first_to_show([e for e in pending if e.get("id") not in seen])
                     shown = (fresh + shown)[:FEED_SHOWN]
