@@ -266,6 +266,9 @@ class _Sessions:
         self._revocations = _Revocations(redis, settings.stream_key("auth:revoked"), self.max_age_s)
         self._cache: dict[str, tuple[float, SessionUser | None]] = {}
         self._cache_lock = threading.Lock()
+        self._flights: weakref.WeakKeyDictionary[Any, dict[str, asyncio.Future[Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _password_mark(self, password_tag: str) -> str:
         return hmac.new(self._tag_key, password_tag.encode(), hashlib.sha256).hexdigest()[:24]
@@ -350,6 +353,26 @@ class _Sessions:
             hit = self._cache.get(key)
         if hit is not None and now - hit[0] < ttl_s:
             return hit[1]
+        # A page sends several requests at once: when its entry expires, one of them asks the
+        # stores and the others wait for that answer (per event loop: one per web process).
+        flights = self._flights.setdefault(asyncio.get_running_loop(), {})
+        flight = flights.get(key)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        # Its own task: a request that goes away does not cancel the check for the others.
+        flight = asyncio.ensure_future(self._check(key, now, hit, load, *args))
+        flights[key] = flight
+        flight.add_done_callback(lambda done: _forget_flight(flights, key, done))
+        return await asyncio.shield(flight)
+
+    async def _check(
+        self,
+        key: str,
+        now: float,
+        hit: tuple[float, SessionUser | None] | None,
+        load: Callable[..., SessionUser | None],
+        *args: Any,
+    ) -> SessionUser | None:
         try:
             user = await run_in_threadpool(load, *args)
         except SessionStoreUnavailable:
@@ -383,6 +406,14 @@ class _Sessions:
         self._revocations.revoke(session_id)
         with self._cache_lock:
             self._cache[session_id] = (time.monotonic(), None)
+
+
+def _forget_flight(flights: dict[str, Any], key: str, done: asyncio.Future[Any]) -> None:
+    """Drop a finished session check; mark its error as seen (each waiter gets it raised)."""
+    if flights.get(key) is done:
+        del flights[key]
+    if not done.cancelled():
+        done.exception()
 
 
 @dataclass

@@ -610,3 +610,37 @@ def test_dash_socket_hooks_check_the_session_on_connect_and_on_every_message(
             with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=5)
             assert closed.value.rcvd.code == 4001
+
+
+@all_stores
+def test_a_page_s_simultaneous_requests_check_its_session_once(
+    engine, redis, tmp_path, test_district
+):
+    """When a session's cached check expires, the requests arriving together share one check."""
+    import asyncio
+
+    from dashboard.auth import _Sessions
+    from datasources.users import get_user
+
+    sessions = _Sessions(make_settings(tmp_path, test_district), engine, redis)
+    token, _sid = sessions.issue(get_user(engine, "boss"))
+    calls = []
+    real = sessions._load
+
+    def counted(*args):
+        calls.append(args)
+        time.sleep(0.05)  # a store that takes a moment to answer
+        return real(*args)
+
+    sessions._load = counted  # type: ignore[method-assign]
+
+    async def main():
+        first = await asyncio.gather(*(sessions.resolve(token, 10.0) for _ in range(20)))
+        cached = await sessions.resolve(token, 10.0)
+        expired = await asyncio.gather(*(sessions.resolve(token, 0.0) for _ in range(5)))
+        return first, cached, expired
+
+    first, cached, expired = asyncio.run(main())
+    assert {u.username for u in first} == {"boss"} and cached.username == "boss"
+    assert all(u.username == "boss" for u in expired)
+    assert len(calls) == 2  # once for the first twenty, once for the five after expiry
