@@ -221,16 +221,22 @@ def register(app: Any, sources: Any) -> None:
             flush_at: float | None = None
             moved = False  # events arrived since the map and headline tiles were last pushed
             while not ws.is_shutdown:
-                wait = 1.0 if flush_at is None else max(0.0, flush_at - time.monotonic())
-                try:
-                    batch = await asyncio.wait_for(queue.get(), timeout=wait)
-                except TimeoutError:
-                    batch = None
-                # Everything that queued up meanwhile is taken at once: a page that fell behind
-                # (a busy server) catches up in one step instead of one batch per turn.
-                while batch is not None and batch is not livehub.DOWN and not queue.empty():
+                batch: Any = None
+                if flush_at is None:
+                    try:  # idle: wake for the first batch (or a second's housekeeping)
+                        batch = await asyncio.wait_for(queue.get(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+                else:
+                    # A flush is due: sleep until then and take what came meanwhile at once,
+                    # rather than waking for each of the 10–20 batches a second the worker
+                    # publishes (with a hundred pages open, those wake-ups were the cost).
+                    await asyncio.sleep(max(0.0, flush_at - time.monotonic()))
+                # Everything queued is taken in one step: a page that fell behind (a busy
+                # server) catches up at once instead of one batch per turn.
+                while batch is not livehub.DOWN and not queue.empty():
                     newer = queue.get_nowait()
-                    batch = newer if newer is livehub.DOWN else newer + batch
+                    batch = newer if newer is livehub.DOWN or batch is None else newer + batch
                 if batch is livehub.DOWN:
                     raise aioredis.ConnectionError("live channel lost")
                 now = time.monotonic()
@@ -308,7 +314,7 @@ def register(app: Any, sources: Any) -> None:
         """Push ``frozen`` unless this page was already sent exactly that."""
         key = f"{cid}.{prop}"
         if sent.get(key) != frozen.digest:
-            set_props(cid, {prop: frozen.value})
+            livehub.send(ctx.websocket, cid, prop, frozen)
             sent[key] = frozen.digest
 
     async def _push_feed(shown: list[dict[str, Any]], lang: str) -> None:
@@ -317,22 +323,22 @@ def register(app: Any, sources: Any) -> None:
         async def build() -> Any:
             names = sources.names().of(lang)
             items = [feed_item(e, names, lang) for e in shown] or [t("no_events", lang)]
-            return livehub.plain(items)
+            return livehub.freeze(items)
 
         key = ("feed", lang, tuple(str(e.get("id")) for e in shown))
-        set_props(ids.LIVE_FEED, {"children": await shared.get(key, 10.0, build)})
+        livehub.send(ctx.websocket, ids.LIVE_FEED, "children", await shared.get(key, 10.0, build))
 
     async def _push_slow(r: aioredis.Redis, code: str, lang: str) -> None:
         async def build_alerts() -> Any:
             names = sources.names().of(lang)
             every = await shared.get(("alerts",), 1.0, lambda: live_view.all_alerts(r, district))
             active = live_view.alerts_in(every, code, district)
-            return livehub.plain(
+            return livehub.freeze(
                 [alert_item(a, names, lang) for a in active] or t("no_alerts", lang)
             )
 
         alerts = await shared.get(("alerts", code, lang), 1.0, build_alerts)
-        set_props(ids.ALERTS, {"children": alerts})
+        livehub.send(ctx.websocket, ids.ALERTS, "children", alerts)
         as_of = await shared.get(("as_of",), 1.0, lambda: live_view.data_as_of(r, district))
         set_props(ids.FRESHNESS, {"data": {"as_of": as_of, "lang": lang}})
         stale = as_of is None or time.time() - as_of > STALE_AFTER_S
@@ -349,7 +355,7 @@ def register(app: Any, sources: Any) -> None:
                 "className": "asof stale" if stale else "asof",
             },
         )
-        set_props(ids.TODAY, {"children": (await _today(r, code, lang)).value})
+        livehub.send(ctx.websocket, ids.TODAY, "children", await _today(r, code, lang))
         _feed_state("up")  # again now and then: a re-rendered page starts without the mark
 
     async def _push_pulse(r: aioredis.Redis, code: str) -> list[str]:

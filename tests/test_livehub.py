@@ -212,3 +212,31 @@ def test_open_tallies_answer_every_area_from_one_read(redis_url, test_district):
     assert pulse == [grid]
     assert alerts == ["a2", "a1"]  # an unanswered call before an offline device
     assert town_alerts == ["a2"]
+
+
+def test_send_writes_the_message_dash_would_from_text_serialised_once():
+    import queue
+    from types import SimpleNamespace
+
+    from dash import html
+    from dash._utils import to_json
+
+    from callbacks.livehub import freeze, send
+
+    outbound = SimpleNamespace(sync_q=queue.Queue())
+    ws = SimpleNamespace(
+        is_shutdown=False, _renderer_id="r-1", _get_outbound_queue=lambda: outbound
+    )
+    frozen = freeze([html.Li("通话 call", className="c", **{"data-event-id": "e1"})])
+    send(ws, "live-feed", "children", frozen)
+    sent = json.loads(outbound.sync_q.get_nowait())
+    # What DashWebsocketCallback.set_prop_sync queues for the same value (Dash 4.4).
+    expected = {
+        "type": "set_props",
+        "rendererId": "r-1",
+        "payload": {"componentId": "live-feed", "props": {"children": frozen.value}},
+    }
+    assert sent == json.loads(to_json(expected))
+    ws.is_shutdown = True
+    send(ws, "live-feed", "children", frozen)
+    assert outbound.sync_q.empty()
