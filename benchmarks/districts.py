@@ -31,8 +31,9 @@ with validation), then starts K × ``--workers-per-district`` real ``wushi worke
   CPU microseconds per stored event for each part, which is what the province sizing in
   ``docs/scaling.md`` scales up.
 
-Prints one markdown table ready to paste (with ``uptime`` of each step); exits 1 if an event is
-lost, dead-lettered or a stream is not drained.
+Prints markdown tables ready to paste (rates and ``uptime`` of each step, CPU per stored event,
+memory at the end of each drain); exits 1 if an event is lost, dead-lettered or a stream is not
+drained.
 """
 
 from __future__ import annotations
@@ -246,6 +247,8 @@ def run_k(args: argparse.Namespace, k: int, templates: dict[str, str], workdir: 
             },
             worker_rss_mb=cpu1.get("workers", {}).get("rss_mb", 0.0),
             redis_rss_mb=cpu1.get("redis", {}).get("rss_mb", 0.0),
+            redis_used_mb=redis.info("memory")["used_memory"] / 2**20,
+            pg_rss_mb=cpu1.get("postgres", {}).get("rss_mb"),
             log_errors=[line for s in stacks for line in s.log_errors()],
             uptime_end=uptime(),
         )
@@ -306,16 +309,33 @@ def saturation(r: dict[str, Any], per_district: int) -> str:
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    """Return the results as a markdown table (and a second one of CPU per stored event)."""
+    """Return the results as markdown tables: rates, CPU per stored event, memory."""
+    header = [
+        "K",
+        "events",
+        "drain s",
+        "stored/s (all)",
+        "stored/s per district",
+        "kpi ms p50 / p95 idle",
+        "kpi ms p50 / p95 loaded",
+        "worker cores (each)",
+        "PostgreSQL cores",
+        "Redis cores",
+        "machine busy / CPUs",
+        "closest to its limit",
+        "load average at end",
+    ]
     rows = []
     cost = []
+    memory = []
     for r in results:
         if "error" in r:
-            rows.append([r["k"], "FAILED: " + r["error"], *[""] * 9])
+            rows.append([r["k"], "FAILED: " + r["error"], *[""] * (len(header) - 2)])
             continue
         c = r["cores"]
         n_workers = r["k"] * args.workers_per_district
         pg = c.get("postgres", 0.0) + c.get("postgres-bg", 0.0)
+        idle, loaded = r["kpi_idle_ms"], r["kpi_load_ms"]
         rows.append(
             [
                 r["k"],
@@ -323,7 +343,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 f"{r['drain_s']:.1f}",
                 f"{r['rate']:,.0f}",
                 f"{r['rate'] / r['k']:,.0f}",
-                f"{fmt_ms(pct(r['kpi_idle_ms'], 95))} / {fmt_ms(pct(r['kpi_load_ms'], 95))}",
+                f"{fmt_ms(pct(idle, 50))} / {fmt_ms(pct(idle, 95))}",
+                f"{fmt_ms(pct(loaded, 50))} / {fmt_ms(pct(loaded, 95))}",
                 f"{c.get('workers', 0.0):.2f} ({c.get('workers', 0.0) / n_workers:.2f})",
                 f"{pg:.2f}",
                 f"{c.get('redis', 0.0):.2f}",
@@ -345,20 +366,19 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 f"{r['disk_mb_s']:.1f}",
             ]
         )
-    header = [
-        "K",
-        "events",
-        "drain s",
-        "stored/s (all)",
-        "stored/s per district",
-        "kpi p95 ms idle / loaded",
-        "worker cores (each)",
-        "PostgreSQL cores",
-        "Redis cores",
-        "machine busy / CPUs",
-        "closest to its limit",
-        "load average at end",
-    ]
+        workers_mb = r.get("worker_rss_mb", 0.0)
+        pg_mb = r.get("pg_rss_mb")
+        used = r.get("redis_used_mb")
+        memory.append(
+            [
+                r["k"],
+                f"{workers_mb:,.0f} ({workers_mb / n_workers:,.0f})",
+                f"{r.get('redis_rss_mb', 0.0):,.0f}",
+                "–" if used is None else f"{used:,.0f}",
+                f"{r['events']:,}",
+                "–" if pg_mb is None else f"{pg_mb:,.0f}",
+            ]
+        )
     out = [markdown_table(header, rows), ""]
     out.append(
         markdown_table(
@@ -373,6 +393,20 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 "disk writes MB/s",
             ],
             cost,
+        )
+    )
+    out += ["", "Memory at the end of the drain (RSS; the streams still hold every entry):", ""]
+    out.append(
+        markdown_table(
+            [
+                "K",
+                "workers MiB (each)",
+                "Redis RSS MiB",
+                "Redis used_memory MiB",
+                "stream entries held",
+                "PostgreSQL backends MiB",
+            ],
+            memory,
         )
     )
     return "\n".join(out)

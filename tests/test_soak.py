@@ -6,8 +6,11 @@ machine:
     .venv/bin/pytest -m soak
 
 It seeds a fresh PostgreSQL database (the demo history, a few minutes), so it needs the test
-server (``WUSHI_TEST_POSTGRES_URL``). Extra options for the script can be given in
-``WUSHI_SOAK_ARGS`` (e.g. ``--db postgresql://.../seeded --duration 300``).
+server (``WUSHI_TEST_POSTGRES_URL``). The script's defaults hold the simulated state at its
+steady state (stream capped at 5,000 entries, ``--speed 300`` for the ticket stories) and run
+the ``redis-server`` on PATH if there is one (see its docstring for why). Extra options for the
+script can be given in ``WUSHI_SOAK_ARGS`` (e.g. ``--db postgresql://.../seeded --duration
+300`` or ``--redis-server bundled``).
 """
 
 from __future__ import annotations
