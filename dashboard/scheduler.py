@@ -62,8 +62,20 @@ def alert_unanswered_calls(redis: Redis, district: str, now: dt.datetime) -> lis
     """Raise an alert for each green-key call unanswered for 5 minutes; return the new ones."""
     keys = LiveKeys(district)
     cutoff = (now - CALL_ANSWER_WINDOW).timestamp()
-    # Calls older than a day leave the live set (the KPI counts them from SQL).
-    redis.zremrangebyscore(keys.unanswered, "-inf", (now - dt.timedelta(days=1)).timestamp())
+    # Calls older than a day leave the live state (the KPI counts them from SQL): the set, their
+    # details and their alerts, so the "unanswered" tile and the map's pulse forget them too.
+    old = [
+        m.decode() if isinstance(m, bytes) else m
+        for m in redis.zrangebyscore(
+            keys.unanswered, "-inf", (now - dt.timedelta(days=1)).timestamp()
+        )
+    ]
+    if old:
+        pipe = redis.pipeline()
+        pipe.zrem(keys.unanswered, *old)
+        pipe.hdel(keys.unanswered_info, *old)
+        pipe.hdel(keys.alerts, *(f"call:{call_id}" for call_id in old))
+        pipe.execute()
     raised = []
     for member in redis.zrangebyscore(keys.unanswered, "-inf", cutoff):
         call_id = member.decode() if isinstance(member, bytes) else member

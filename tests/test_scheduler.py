@@ -59,6 +59,34 @@ def test_an_unanswered_green_call_raises_an_alert_after_five_minutes(pipeline):
     assert f"call:{call['id']}" not in read_alerts(redis, f.district)
 
 
+def test_a_call_unanswered_for_a_day_leaves_the_live_state_with_its_alert(pipeline):
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from datasources import live_view
+
+    worker, redis, f = pipeline
+    now = dt.datetime.now(dt.UTC)
+    call = f.call(ts=now - dt.timedelta(minutes=10))
+    publish(redis, worker.keys.events, [call], 1000)
+    drain(worker)
+    assert alert_unanswered_calls(redis, f.district, now) == [call["id"]]
+
+    async def live_figures():
+        r = aioredis.from_url(worker.settings.redis_url)
+        try:
+            snap = await live_view.snapshot(r, f.district, f.district)
+            return snap["unanswered"], await live_view.unanswered_grids(r, f.district, f.grid)
+        finally:
+            await r.aclose()
+
+    assert asyncio.run(live_figures()) == (1, [f.grid])
+    assert alert_unanswered_calls(redis, f.district, now + dt.timedelta(days=1)) == []
+    assert asyncio.run(live_figures()) == (0, [])
+    assert f"call:{call['id']}" not in read_alerts(redis, f.district)
+
+
 def test_an_overdue_ticket_is_escalated_once(pipeline, seeded_engine):
     worker, redis, f = pipeline
     now = dt.datetime.now(dt.UTC)
