@@ -53,7 +53,17 @@ def test_load_script_runs_clean(seeded_templates, tmp_path):
     summary = json.loads(out.read_text())["summary"]
     assert summary["errors"] == {}
     assert summary["by_tag"]["filter"]["n"] > 0
-    assert summary["by_tag"]["live"]["n"] > 0
+    # Live pushes carry the feed, tiles and map over the socket and trigger no HTTP callback.
+    assert "live" not in summary["by_tag"]
+    pushes = summary["pushes"]
+    for pushed in (
+        "/ live-feed",
+        "/wall live-feed",
+        "/ kpi-tiles",
+        "/ grid-layer",
+        "/wall grid-layer",
+    ):
+        assert pushes.get(pushed, 0) > 0, (pushed, pushes)
     assert summary["interactions"]["n"] > 0
     ws = summary["event_ws"]
     assert ws["expected"] > 0 and ws["seen"] == ws["expected"]
