@@ -169,11 +169,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def plain(value: Any) -> Any:
-    """Return components as the plain JSON structure Dash sends (serialised once, shared)."""
-    return freeze(value).value
-
-
 class Frozen:
     """A value serialised once: its JSON text, its plain form, and a digest of the text."""
 

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from browser import free_port
 
-from callbacks.livehub import DOWN, Hub, Shared, plain
+from callbacks.livehub import DOWN, Hub, Shared, freeze
 
 
 def run(coro):
@@ -69,10 +69,10 @@ def test_shared_gives_every_asker_the_error_and_survives_a_cancelled_asker():
     assert value == 7 and cancelled
 
 
-def test_plain_is_what_dash_sends():
+def test_frozen_value_is_what_dash_sends():
     from dash import html
 
-    assert plain([html.Li("x", className="c")]) == [
+    assert freeze([html.Li("x", className="c")]).value == [
         {
             "props": {"children": "x", "className": "c"},
             "type": "Li",
