@@ -423,7 +423,8 @@ def label(output: str) -> str:
         except ValueError:
             return first[:40]
     name = first.rpartition(".")[0] if "." in first else first
-    return {"kpi-tiles": "tiles", "grid-layer": "map", "filters-store": "filters"}.get(name, name)
+    names = {"kpi-tiles": "tiles", "grid-layer": "map", "filter-village": "choices"}
+    return names.get(name, name)
 
 
 # --- One simulated page ------------------------------------------------------------------------
@@ -751,9 +752,35 @@ async def tablet(page: Page, role: str, towns: list[str], stop: asyncio.Event) -
             start, end = rng.choice(choices)
             store["filter-period.start_date"], store["filter-period.end_date"] = start, end
             changed = {"filter-period.start_date", "filter-period.end_date"}
+        changed |= mirror_filters(store, kind)
         t0 = time.perf_counter()
         n = await page.fire(changed, "filter")
         run.record.interactions.append((time.time(), kind, (time.perf_counter() - t0) * 1000, n))
+
+
+def mirror_filters(store: dict[str, Any], kind: str) -> set[str]:
+    """Do what the page's clientside filters callback does (``callbacks/filters.py``): set
+    ``filters-store`` from the dropdowns after a town, village or period choice."""
+    town, village = store.get("filter-town.value"), store.get("filter-village.value")
+    if kind == "town":
+        village = None
+    elif kind == "village" and village:
+        town = village[:9]
+    scope = store.get("filter-scope.data") or {}
+    town = scope.get("town") or town
+    changed = {"filters-store.data"}
+    for key, value in (("filter-town.value", town), ("filter-village.value", village)):
+        if store.get(key) != value:
+            store[key] = value
+            changed.add(key)
+    store["filters-store.data"] = {
+        "town": town,
+        "village": village,
+        "grid": None,
+        "start": (store.get("filter-period.start_date") or "")[:10] or None,
+        "end": (store.get("filter-period.end_date") or "")[:10] or None,
+    }
+    return changed
 
 
 async def wall(page: Page, stop: asyncio.Event) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import Input, Output, State, ctx, no_update
+from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks import common
@@ -32,83 +32,105 @@ def drill_down(filters: dict[str, Any], code: str | None) -> dict[str, Any]:
     return out
 
 
-def up_one_level(filters: dict[str, Any]) -> dict[str, Any]:
-    """Return the filters one level up (grid -> village -> town -> district)."""
-    out = dict(filters)
-    for key in ("grid", "village", "town"):
-        if out.get(key):
-            out[key] = None
-            break
-    return out
+# The filters follow the dropdowns in the browser: a town chosen is one state change, not a
+# round trip to the server before the panels may even ask (docs/performance.md, "Town switch").
+# The server still checks the area in every callback (callbacks/common.py::area); pinning a
+# town official's town here only keeps the dropdowns honest.
+FILTERS_JS = """
+function(town, village, grid, start, end, _up, scope) {
+    const cc = window.dash_clientside;
+    const fired = new Set(
+        (cc.callback_context.triggered || []).map((t) => t.prop_id.split(".")[0])
+    );
+    const f = {
+        town: town || null, village: village || null, grid: grid || null,
+        start: (start || "").slice(0, 10) || null, end: (end || "").slice(0, 10) || null,
+    };
+    // The deepest choice that changed wins: a map click may set several dropdowns at once.
+    if (fired.has("__GRID__") && grid) {
+        f.village = grid.slice(0, 12);
+        f.town = grid.slice(0, 9);
+    } else if (fired.has("__VILLAGE__")) {
+        f.grid = null;
+        if (village) { f.town = village.slice(0, 9); }
+    } else if (fired.has("__TOWN__")) {
+        f.village = null;
+        f.grid = null;
+    } else if (fired.has("__UP__")) {
+        const level = f.grid ? "grid" : f.village ? "village" : "town";
+        f[level] = null;
+    }
+    const s = scope || {};
+    if (s.village) {
+        f.village = s.village;
+        f.town = s.village.slice(0, 9);
+    } else if (s.town) {
+        f.town = s.town;
+    }
+    if (f.village && !(f.town && f.village.startsWith(f.town))) { f.village = null; }
+    if (f.grid && !(f.village && f.grid.startsWith(f.village))) { f.grid = null; }
+    const keep = (now, was) => ((now || null) === (was || null) ? cc.no_update : now);
+    return [f, keep(f.town, town), keep(f.village, village), keep(f.grid, grid)];
+}
+"""
+_IDS = {"TOWN": ids.TOWN, "VILLAGE": ids.VILLAGE, "GRID": ids.GRID, "UP": ids.UP}
+for _token, _id in _IDS.items():
+    FILTERS_JS = FILTERS_JS.replace(f"__{_token}__", _id)
 
 
 def register(app: Any, sources: Any) -> None:
     """Register the filter synchronisation."""
 
-    @app.callback(
+    app.clientside_callback(
+        FILTERS_JS,
         Output(ids.FILTERS, "data"),
         Output(ids.TOWN, "value"),
         Output(ids.VILLAGE, "value"),
         Output(ids.GRID, "value"),
-        Output(ids.VILLAGE, "options"),
-        Output(ids.GRID, "options"),
-        Output(ids.URL, "search"),
         Input(ids.TOWN, "value"),
         Input(ids.VILLAGE, "value"),
         Input(ids.GRID, "value"),
         Input(ids.PERIOD, "start_date"),
         Input(ids.PERIOD, "end_date"),
         Input(ids.UP, "n_clicks"),
+        State(ids.FILTER_SCOPE, "data"),
+    )
+
+    @app.callback(
+        Output(ids.VILLAGE, "options"),
+        Output(ids.GRID, "options"),
+        Output(ids.URL, "search"),
+        Input(ids.FILTERS, "data"),
         State(ids.METRIC, "value"),
         State(ids.LANG, "data"),
         State(ids.URL, "search"),
     )
     @common.off_loop
-    def update_filters(
-        town: str | None,
-        village: str | None,
-        grid: str | None,
-        start: str | None,
-        end: str | None,
-        _up: int | None,
-        metric: str | None,
-        lang: str | None,
-        search: str | None,
+    def update_choices(
+        filters: Any, metric: str | None, lang: str | None, search: str | None
     ) -> tuple[Any, ...]:
+        """Narrow the village and grid choices and the shareable URL to the filters.
+
+        Beside the panels, not before them: the filters come from the browser, so what they
+        name is checked here too (an area out of scope leaves the user's own in the URL).
+        """
         user = common.user()
         lang = normal_lang(parse_search(search).get("lang") or lang)
-        trigger = _most_specific_trigger(grid)
-        filters: dict[str, Any] = {
-            "town": town,
-            "village": village,
-            "grid": grid,
-            "start": (start or "")[:10] or None,
-            "end": (end or "")[:10] or None,
-        }
-        if trigger == ids.TOWN:
-            filters.update(village=None, grid=None)
-        elif trigger == ids.VILLAGE:
-            filters.update(grid=None)
-            if village:
-                filters["town"] = village[:9]
-        elif trigger == ids.GRID and grid:
-            filters.update(village=grid[:12], town=grid[:9])
-        elif trigger == ids.UP:
-            filters = up_one_level(filters)
-        filters = _within_scope(sources, user, filters)
-        scope = common.area(sources, {})
-        options = dropdown_options(sources, scope, filters, lang)
-        new_search = filters_search(filters, lang, metric)
-        # Only what changes: each value sent back re-renders its dropdown and is one more state
-        # change for Dash's renderer, which all the panels' requests wait behind. The grid
-        # choices are empty while no village is chosen, before as after.
+        wanted = filters if isinstance(filters, dict) else {}
+        shown = _within_scope(
+            sources,
+            user,
+            {
+                key: (wanted.get(key) if isinstance(wanted.get(key), str) else None)
+                for key in ("town", "village", "grid", "start", "end")
+            },
+        )
+        options = dropdown_options(sources, common.area(sources, {}), shown, lang)
+        new_search = filters_search(shown, lang, metric)
+        # The grid choices are empty while no village is chosen, before as after.
         return (
-            filters,
-            _changed(filters["town"], town),
-            _changed(filters["village"], village),
-            _changed(filters["grid"], grid),
             options["villages"],
-            no_update if not (village or filters["village"]) else options["grids"],
+            options["grids"] if shown["village"] else no_update,
             _changed(new_search, search or ""),
         )
 
@@ -143,21 +165,6 @@ def register(app: Any, sources: Any) -> None:
 def _changed(new: Any, old: Any) -> Any:
     """Return ``new``, or no_update when it equals what the page has."""
     return no_update if new == old else new
-
-
-def _most_specific_trigger(grid: str | None) -> str | None:
-    """Return the deepest filter input that changed: grid (when set), village, town, or up.
-
-    A map click may change several dropdowns at once; ``ctx.triggered_id`` would name the
-    first (the town), whose handling clears the village and grid the click has just set.
-    """
-    triggered = {p.rsplit(".", 1)[0] for p in ctx.triggered_prop_ids}
-    if ids.GRID in triggered and grid:
-        return ids.GRID
-    for candidate in (ids.VILLAGE, ids.TOWN):
-        if candidate in triggered:
-            return candidate
-    return ctx.triggered_id if isinstance(ctx.triggered_id, str) else None
 
 
 def _within_scope(sources: Any, user: Any, filters: dict[str, Any]) -> dict[str, Any]:

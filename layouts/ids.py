@@ -26,6 +26,8 @@ PERIOD = "filter-period"
 PERIOD_PRESET = "filter-period-preset"
 METRIC = "filter-metric"
 UP = "filter-up"
+# The area a town official or village secretary is pinned to (the filters never leave it).
+FILTER_SCOPE = "filter-scope"
 AREA_TITLE = "area-title"
 
 GRID_MAP = "grid-map"

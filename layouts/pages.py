@@ -200,6 +200,15 @@ def _filters(ctx: PageContext) -> html.Div:
                 ),
             ),
             html.Button(t("up", lang), id=ids.UP, className="btn", n_clicks=0),
+            # What the clientside filters pin (callbacks/filters.py); the server checks the
+            # area again in every callback, so this is convenience, not security.
+            dcc.Store(
+                id=ids.FILTER_SCOPE,
+                data={
+                    "town": None if ctx.can_choose_town else f.get("town"),
+                    "village": None if ctx.can_choose_village else f.get("village"),
+                },
+            ),
         ],
         className="filters",
     )

@@ -363,9 +363,10 @@ def test_exports_hold_only_the_officials_town_and_are_audited(site, official):
     assert {e.detail["rows"] for e in log if e.detail["table"] == "table-tickets"} == {len(rows)}
 
 
-def _filters_answer(response: Any) -> bool:
-    """Whether ``response`` answers the filters' callback (the one that pins the town)."""
-    return "_dash-update-component" in response.url and "filters-store.data" in (
+def _choices_answer(response: Any) -> bool:
+    """Whether ``response`` answers the callback that follows the filters' store (the village
+    and grid choices and the URL): its request carries the filters the page now holds."""
+    return "_dash-update-component" in response.url and "filter-village.options" in (
         response.request.post_data or ""
     )
 
@@ -381,11 +382,13 @@ def test_a_forged_filter_shows_nothing_of_another_town(site, official):
     assert site.other not in page.evaluate("window.location.search")
     wait_for(page, f"{FIRST_TILE} === '{own_requests}'")
     assert OWN_NAME in page.inner_text("#area-title")
-    # 2. The village filter set to a 三元镇 village in the page: the server pins 洪集镇 again.
-    with page.expect_response(_filters_answer) as answer:
+    # 2. The village filter set to a 三元镇 village in the page: the filters pin 洪集镇 again
+    # (in the browser; the server would refuse the village anyway, as step 3 shows).
+    with page.expect_response(_choices_answer) as answer:
         page.evaluate(f"dash_clientside.set_props('filter-village', {{value: '{other_village}'}})")
-    pinned = answer.value.json()["response"]["filters-store"]["data"]
+    pinned = json.loads(answer.value.request.post_data)["inputs"][0]["value"]
     assert (pinned["town"], pinned["village"], pinned["grid"]) == (site.own, None, None)
+    assert site.other not in json.dumps(answer.value.json()["response"])
     assert site.other not in page.evaluate("window.location.search")
     # 3. The filters' store (what every panel and the live socket read) forged to 三元镇.
     page.evaluate(
