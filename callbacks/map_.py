@@ -9,6 +9,7 @@ import numpy as np
 from dash import Input, Output, State
 
 from callbacks import common
+from dashboard.sources import CHOICE_MAX_AGE_S
 from datasources import panels
 from layouts import ids
 from layouts.components import NODATA, PALETTE, PALETTE_GOOD, legend
@@ -79,11 +80,15 @@ def hideout_for(
     return hideout, legend(breaks, colors, unit, label, title=title)
 
 
-def grid_values(sources: Any, scope: Any, period: Any, metric: str) -> dict[str, float | None]:
-    """Return the metric per grid of the user's scope (shared between screens for 2 s)."""
+def grid_values(
+    sources: Any, scope: Any, period: Any, metric: str, max_age: float | None = None
+) -> dict[str, float | None]:
+    """Return the metric per grid of the user's scope (shared between screens for 2 s, or
+    ``max_age`` s for a user's choice: the live push follows with the current values)."""
     return sources.cached(
         ("grid_values", scope.code, period, metric),
         lambda: panels.grid_values(sources.engine, scope, period, metric, sources.now()),
+        max_age=max_age,
     )
 
 
@@ -109,7 +114,15 @@ def register(app: Any, sources: Any) -> None:
         pulse = (live or {}).get("pulse") if isinstance(live, dict) else None
         # In a thread: Dash's FastAPI backend runs sync callbacks on the event loop itself.
         return await asyncio.to_thread(
-            map_style, sources, filters, metric, normal_lang(lang), pulse, wall_focus, pathname
+            map_style,
+            sources,
+            filters,
+            metric,
+            normal_lang(lang),
+            pulse,
+            wall_focus,
+            pathname,
+            CHOICE_MAX_AGE_S,
         )
 
     # The hideout is also kept in the page for the hover text (it shows the current value).
@@ -127,12 +140,14 @@ def map_style(
     pulse: Any,
     wall_focus: Any,
     pathname: str | None,
+    max_age: float | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
     """Return the hideout and legend for the page's filters, metric and pulsing grids.
 
     The area is checked for this user first; the answer is then the same for every page
     showing that area, metric and language, so it is shared for two seconds: a hundred open
-    pages pushed at once cost one computation.
+    pages pushed at once cost one computation. A user's choice takes values up to
+    ``max_age`` seconds old (the live push follows with the current ones).
     """
     metric = metric if metric in panels.METRICS else "closure_rate"
     area = common.area(sources, filters)
@@ -146,21 +161,21 @@ def map_style(
         key = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
 
         def wall_style() -> tuple[dict[str, Any], list[Any]]:
-            values = grid_values(sources, scope, period, metric)
+            values = grid_values(sources, scope, period, metric, max_age)
             name = sources.names().of(lang).get(town or "", "")
             return hideout_for(
                 values, metric, lang, focus=town, pulse=list(pulsing), dark=True, title=name
             )
 
-        return sources.cached(key, wall_style)  # type: ignore[no-any-return]
+        return sources.cached(key, wall_style, max_age=max_age)  # type: ignore[no-any-return]
     focus = None if area.level == "district" else area.code
     selected = area.code if area.level == "grid" else None
 
     def page_style() -> tuple[dict[str, Any], list[Any]]:
-        values = grid_values(sources, scope, period, metric)
+        values = grid_values(sources, scope, period, metric, max_age)
         return hideout_for(
             values, metric, lang, focus=focus, selected=selected, pulse=list(pulsing)
         )
 
     key = ("hideout", scope.code, area.code, period, metric, lang, pulsing)
-    return sources.cached(key, page_style)  # type: ignore[no-any-return]
+    return sources.cached(key, page_style, max_age=max_age)  # type: ignore[no-any-return]

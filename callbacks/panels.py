@@ -17,6 +17,8 @@ from dash import ALL, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks import common, tables
+from callbacks.router import DEFAULT_METRIC
+from dashboard.sources import CHOICE_MAX_AGE_S as CHOICE
 from datasources import panels
 from datasources.kpi import kpi
 from datasources.periods import local_day
@@ -164,12 +166,12 @@ def register(app: Any, sources: Any) -> None:
         listed = [t_ for t_, n in table_slots.items() if n]
         head, *results = _parts(
             await asyncio.gather(
-                asyncio.to_thread(headline_tiles, sources, filters, lang, pathname),
+                asyncio.to_thread(headline_tiles, sources, filters, lang, pathname, CHOICE),
                 *(
                     asyncio.to_thread(_chart, sources, c, charts_[c], filters, lang, pathname)
                     for c in wanted
                 ),
-                *(asyncio.to_thread(_rows, sources, t_, filters, lang) for t_ in listed),
+                *(asyncio.to_thread(_rows, sources, t_, filters, lang, CHOICE) for t_ in listed),
                 return_exceptions=True,
             )
         )
@@ -213,36 +215,50 @@ def _parts(results: list[Any]) -> list[Any]:
     return [no_update if isinstance(r, BaseException) else r for r in results]
 
 
-def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> list[dict[str, Any]]:
-    """Return a table's rows for the filters."""
+def _rows(
+    sources: Any, table_id: str, filters: Any, lang: str, max_age: float | None = None
+) -> list[dict[str, Any]]:
+    """Return a table's rows for the filters (from values at most ``max_age`` s old)."""
     if table_id == ids.TABLE_VILLAGES:
         area = common.area(sources, filters)
         children = _children(sources, area, common.period(sources, filters))
         frame = tables.village_frame(sources, filters, lang, children=children)
     else:
-        frame = tables.FRAMES[table_id][0](sources, filters, lang)
+        frame = tables.ticket_frame(sources, filters, lang, max_age=max_age)
     rows: list[dict[str, Any]] = frame.to_dict("records")
     return rows
 
 
-def headline_tiles(sources: Any, filters: Any, lang: str, pathname: str | None) -> tuple[Any, str]:
+def headline_tiles(
+    sources: Any, filters: Any, lang: str, pathname: str | None, max_age: float | None = None
+) -> tuple[Any, str]:
     """Return the headline tiles and the heading for the filters (checked for this user).
 
     The area is checked first; the tiles of an area are then the same for every page showing
-    it, so they are shared for two seconds (the live callback pushes them to every page).
+    it, so they are shared for two seconds (the live callback pushes them to every page). A
+    user's choice takes them up to ``max_age`` seconds old (prepared by ``warm_figures``); the
+    live push that follows brings the current ones.
     """
     area = common.area(sources, filters)
     period = common.period(sources, filters)
     wall = _is_wall(pathname)
 
     def build() -> tuple[Any, str]:
-        figures = sources.cached(
-            ("kpi", area.code, period), lambda: kpi(sources.engine, area, period, sources.now())
-        )
+        figures = _kpi(sources, area, period, max_age)
         shown = kpi_tiles(figures, lang)
         return (shown[:WALL_TILES] if wall else shown), area_title(sources, area, period, lang)
 
-    return sources.cached(("tiles", area.code, period, lang, wall), build)  # type: ignore[no-any-return]
+    key = ("tiles", area.code, period, lang, wall)
+    return sources.cached(key, build, max_age=max_age)  # type: ignore[no-any-return]
+
+
+def _kpi(sources: Any, area: Any, period: Any, max_age: float | None = None) -> Any:
+    """Return the headline figures of an area and period, shared (see ``headline_tiles``)."""
+    return sources.cached(
+        ("kpi", area.code, period),
+        lambda: kpi(sources.engine, area, period, sources.now()),
+        max_age=max_age,
+    )
 
 
 def _chart(
@@ -258,7 +274,8 @@ def _chart(
 
 
 def warm_figures(sources: Any) -> int:
-    """Prepare the charts of the district and each town for this year, in Chinese.
+    """Prepare the charts of the district and each town for this year, in Chinese, and their
+    headline figures, open tickets and map values.
 
     These are the views leaders switch between; with them ready, choosing a town answers
     from memory instead of building a dozen figures at the moment of the click.
@@ -266,8 +283,22 @@ def warm_figures(sources: Any) -> int:
     period = common.default_period(local_day(sources.now()))
     towns = sorted(code for code in sources.names().zh if len(code) == 9)
     done = 0
+    # The map's values of the default metric over the district, which a leader's page shows.
+    district = sources.area(None, None, None)
+    sources.refresh(
+        ("grid_values", district.code, period, DEFAULT_METRIC),
+        lambda: panels.grid_values(sources.engine, district, period, DEFAULT_METRIC, sources.now()),
+    )
     for code in [None, *towns]:
         area = sources.area(code, None, None)
+        sources.refresh(
+            ("kpi", area.code, period),
+            lambda a=area: kpi(sources.engine, a, period, sources.now()),
+        )
+        sources.refresh(
+            ("open_tickets", area.code),
+            lambda a=area: panels.open_tickets(sources.engine, a, sources.now()),
+        )
         # First the figures per child area the closure chart and the village table share.
         sources.refresh_figure(
             ("children", area.code, period),

@@ -44,8 +44,9 @@ def dropdown_options(
     sources: Any, scope: AreaRef, filters: dict[str, Any], lang: str
 ) -> dict[str, list[dict[str, str]]]:
     """Return the towns, villages and grids the user may choose, narrowed by the selection."""
+    # Areas change only with `wushi geo import`: kept five minutes, like the area checks.
     opts = sources.cached(
-        ("options", scope.code), lambda: panels.area_options(sources.engine, scope)
+        ("options", scope.code), lambda: panels.area_options(sources.engine, scope), long=True
     )
     town, village = filters.get("town"), filters.get("village")
     return {

@@ -44,10 +44,23 @@ VILLAGE_COLUMNS = (
 )
 
 
-def ticket_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.DataFrame:
-    """Return the open tickets of the area with language-specific labels."""
+def ticket_frame(
+    sources: Any, filters: dict[str, Any] | None, lang: str, max_age: float | None = None
+) -> pd.DataFrame:
+    """Return the open tickets of the area with language-specific labels.
+
+    Queried afresh (exports), or with ``max_age`` from the tickets read at most that many
+    seconds ago (a town chosen on the page; ``callbacks.panels.warm_figures`` reads them).
+    """
     area = common.area(sources, filters)
-    df = panels.open_tickets(sources.engine, area, sources.now())
+    if max_age is None:
+        df = panels.open_tickets(sources.engine, area, sources.now())
+    else:
+        df = sources.cached(
+            ("open_tickets", area.code),
+            lambda: panels.open_tickets(sources.engine, area, sources.now()),
+            max_age=max_age,
+        )
     if df.empty:
         return pd.DataFrame(columns=[c for c, _ in TICKET_COLUMNS])
     df = df.copy()

@@ -34,6 +34,8 @@ from datasources.models import Grid, Town, Village
 log = logging.getLogger("wushi.sources")
 T = TypeVar("T")
 FIGURE_TTL_S = 60.0
+# A user's choice may be answered from values this old; the live socket corrects them.
+CHOICE_MAX_AGE_S = FIGURE_TTL_S
 # Errors that mean "the database cannot be reached now", not "the query is wrong" (drivers'
 # errors arrive wrapped in OperationalError; not OSError as a whole: PermissionError is one).
 DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -59,13 +61,16 @@ class _TTLCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _flights: dict[Any, threading.Lock] = field(default_factory=dict)
 
-    def lookup(self, key: Any) -> tuple[bool, bool, Any]:
-        """Return (found, fresh, value) of ``key``; an old value is still found."""
+    def lookup(self, key: Any, max_age: float | None = None) -> tuple[bool, bool, Any]:
+        """Return (found, fresh, value) of ``key``; an old value is still found.
+
+        Fresh means younger than the cache's ttl, or than ``max_age`` when given.
+        """
         with self._lock:
             hit = self._data.get(key)
         if hit is None:
             return False, False, None
-        return True, time.monotonic() - hit[0] < self.ttl, hit[1]
+        return True, time.monotonic() - hit[0] < (max_age or self.ttl), hit[1]
 
     def put(self, key: Any, value: Any) -> None:
         with self._lock:
@@ -138,13 +143,29 @@ class Sources:
         self._long = _TTLCache(ttl=300.0)
         self._health = _Health()
 
-    def cached(self, key: Any, compute: Callable[[], T], *, long: bool = False) -> T:
+    def cached(
+        self,
+        key: Any,
+        compute: Callable[[], T],
+        *,
+        long: bool = False,
+        max_age: float | None = None,
+    ) -> T:
         """Return ``compute()``, shared for two seconds (or five minutes with ``long``).
+
+        ``max_age`` accepts an older value than that: a user's choice (a town chosen) is
+        answered from what the warmer or the last live push computed, at most ``max_age``
+        seconds ago, and the page's live socket pushes the current figures within two seconds
+        while events arrive (docs/performance.md, "Town switch").
 
         While the database is unreachable, the last value of ``key`` is returned (and the data
         marked stale); with no value to fall back on, the error is raised.
         """
-        return self._get(self._long if long else self._short, key, compute)
+        return self._get(self._long if long else self._short, key, compute, max_age)
+
+    def refresh(self, key: Any, compute: Callable[[], T]) -> None:
+        """Recompute a two-second value ahead of time, for ``cached(..., max_age=...)``."""
+        self._refresh(self._short, key, compute)
 
     def figure(self, key: Any, compute: Callable[[], T]) -> T:
         """Return a chart's figure, shared for a minute: trends by month do not move faster."""
@@ -155,6 +176,9 @@ class Sources:
 
         While the database is down the old figure is kept (and the data marked stale).
         """
+        self._refresh(self._figures, key, compute)
+
+    def _refresh(self, cache: _TTLCache, key: Any, compute: Callable[[], T]) -> None:
         if not self._may_ask_database():
             return
         try:
@@ -162,16 +186,18 @@ class Sources:
         except DB_UNAVAILABLE as exc:
             self._health.failed(exc)
             return
-        self._figures.put(key, value)
+        cache.put(key, value)
 
-    def _get(self, cache: _TTLCache, key: Any, compute: Callable[[], T]) -> T:
-        found, fresh, value = cache.lookup(key)
+    def _get(
+        self, cache: _TTLCache, key: Any, compute: Callable[[], T], max_age: float | None = None
+    ) -> T:
+        found, fresh, value = cache.lookup(key, max_age)
         if fresh:
             return value  # type: ignore[no-any-return]
         if found and not self._may_ask_database():
             return value  # type: ignore[no-any-return]
         with cache.flight(key):
-            found, fresh, value = cache.lookup(key)
+            found, fresh, value = cache.lookup(key, max_age)
             if fresh:  # computed by another thread while this one waited
                 return value  # type: ignore[no-any-return]
             try:
