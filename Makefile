@@ -27,6 +27,7 @@ test: $(BIN)/wushi system-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy geo datasources
 	$(BIN)/pytest
+	$(BIN)/pytest -m slow
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -217,7 +217,9 @@ def test_a_restarted_redis_shows_reconnecting_and_the_wall_resumes(sqlite_stack,
     assert shown - up <= RESUME_WITHIN_S
 
 
-@pytest.mark.parametrize("down_s", [0.0, 10.0], ids=["at-once", "after-10s"])
+@pytest.mark.parametrize(
+    "down_s", [0.0, pytest.param(10.0, marks=pytest.mark.slow)], ids=["at-once", "after-10s"]
+)
 def test_a_restarted_web_process_shows_reconnecting_and_the_wall_resumes(
     sqlite_stack, test_district, down_s
 ):

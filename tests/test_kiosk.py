@@ -338,6 +338,7 @@ def _call_event(database_url: str) -> dict[str, Any]:
 
 
 @on_history
+@pytest.mark.slow  # waits up to a minute for the socket re-check; about 30 s
 def test_revoking_a_token_refuses_http_and_closes_the_open_wall(stack):
     """The wall opens with a token and shows live events; after `wushi kiosk revoke` HTTP is
     refused within 10 s, a socket that sends nothing is closed (4001) and the page shows
