@@ -171,7 +171,7 @@ def register(app: Any, sources: Any) -> None:
                     asyncio.to_thread(_chart, sources, c, charts_[c], filters, lang, pathname)
                     for c in wanted
                 ),
-                *(asyncio.to_thread(_rows, sources, t_, filters, lang, CHOICE) for t_ in listed),
+                *(asyncio.to_thread(_rows, sources, t_, filters, lang) for t_ in listed),
                 return_exceptions=True,
             )
         )
@@ -215,16 +215,14 @@ def _parts(results: list[Any]) -> list[Any]:
     return [no_update if isinstance(r, BaseException) else r for r in results]
 
 
-def _rows(
-    sources: Any, table_id: str, filters: Any, lang: str, max_age: float | None = None
-) -> list[dict[str, Any]]:
-    """Return a table's rows for the filters (from values at most ``max_age`` s old)."""
+def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> list[dict[str, Any]]:
+    """Return a table's rows for the filters."""
     if table_id == ids.TABLE_VILLAGES:
         area = common.area(sources, filters)
         children = _children(sources, area, common.period(sources, filters))
         frame = tables.village_frame(sources, filters, lang, children=children)
     else:
-        frame = tables.ticket_frame(sources, filters, lang, max_age=max_age)
+        frame = tables.FRAMES[table_id][0](sources, filters, lang)
     rows: list[dict[str, Any]] = frame.to_dict("records")
     return rows
 
@@ -274,8 +272,8 @@ def _chart(
 
 
 def warm_figures(sources: Any) -> int:
-    """Prepare the charts of the district and each town for this year, in Chinese, and their
-    headline figures, open tickets and map values.
+    """Prepare the charts of the district and each town for this year, in Chinese, their
+    headline figures, and the district's map values.
 
     These are the views leaders switch between; with them ready, choosing a town answers
     from memory instead of building a dozen figures at the moment of the click.
@@ -294,10 +292,6 @@ def warm_figures(sources: Any) -> int:
         sources.refresh(
             ("kpi", area.code, period),
             lambda a=area: kpi(sources.engine, a, period, sources.now()),
-        )
-        sources.refresh(
-            ("open_tickets", area.code),
-            lambda a=area: panels.open_tickets(sources.engine, a, sources.now()),
         )
         # First the figures per child area the closure chart and the village table share.
         sources.refresh_figure(

@@ -44,23 +44,14 @@ VILLAGE_COLUMNS = (
 )
 
 
-def ticket_frame(
-    sources: Any, filters: dict[str, Any] | None, lang: str, max_age: float | None = None
-) -> pd.DataFrame:
+def ticket_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.DataFrame:
     """Return the open tickets of the area with language-specific labels.
 
-    Queried afresh (exports), or with ``max_age`` from the tickets read at most that many
-    seconds ago (a town chosen on the page; ``callbacks.panels.warm_figures`` reads them).
+    Always queried afresh, also for a town chosen: their age and overdue flags are counted at
+    the moment asked, and an export must show the same rows and values as the table beside it.
     """
     area = common.area(sources, filters)
-    if max_age is None:
-        df = panels.open_tickets(sources.engine, area, sources.now())
-    else:
-        df = sources.cached(
-            ("open_tickets", area.code),
-            lambda: panels.open_tickets(sources.engine, area, sources.now()),
-            max_age=max_age,
-        )
+    df = panels.open_tickets(sources.engine, area, sources.now())
     if df.empty:
         return pd.DataFrame(columns=[c for c, _ in TICKET_COLUMNS])
     df = df.copy()
