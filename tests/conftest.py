@@ -8,10 +8,14 @@ Each test that asks for one gets a freshly created database, dropped afterwards.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -76,24 +80,96 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def history_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
     """A database seeded once per session by ``wushi db upgrade`` and ``wushi seed --demo``.
 
-    Read-only: tests that change rows take ``history_copy`` instead.
+    Read-only: tests that change rows take ``history_copy`` instead. When the session will
+    need both backends, the PostgreSQL one is seeded in a second process while the SQLite one
+    is seeded here: two and a half minutes each, one core each.
     """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'wushi.db'}"
+        beside = _seed_postgres_beside(request, tmp_path_factory)
+        _seed_history(url, tmp_path_factory.mktemp("var"))
+        if beside is not None:
+            beside.wait_ready()
+        yield url
+        return
+    beside = _HISTORY_BESIDE.pop("postgresql", None)
+    if beside is not None:
+        url = beside.wait_ready()
+    else:
+        url = _create_pg_database()
+        _seed_history(url, tmp_path_factory.mktemp("var"))
+    yield url
+    _drop_pg_database(url)
+
+
+def _seed_history(url: str, var_dir: Path) -> None:
     from click.testing import CliRunner
 
     from dashboard.cli import main
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'wushi.db'}"
-    else:
-        url = _create_pg_database()
-    env = {"WUSHI_DATABASE_URL": url, "WUSHI_VAR_DIR": str(tmp_path_factory.mktemp("var"))}
+    env = {"WUSHI_DATABASE_URL": url, "WUSHI_VAR_DIR": str(var_dir)}
     runner = CliRunner()
     for args in (["db", "upgrade"], ["seed", "--demo"]):
         result = runner.invoke(main, args, env=env, catch_exceptions=False)
         assert result.exit_code == 0, result.output
-    yield url
-    if request.param == "postgresql":
-        _drop_pg_database(url)
+
+
+class _SeedProcess:
+    """``wushi db upgrade && wushi seed --demo`` into a new PostgreSQL database, in a child."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.url = _create_pg_database()
+        self.log = var_dir / "seed.log"
+        env = os.environ | {"WUSHI_DATABASE_URL": self.url, "WUSHI_VAR_DIR": str(var_dir)}
+        cli = f"{shlex.quote(sys.executable)} -m dashboard.cli"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                ["bash", "-c", f"{cli} db upgrade && {cli} seed --demo"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=var_dir,
+            )
+        self.used = False
+
+    def wait_ready(self) -> str:
+        code = self.proc.wait()
+        assert code == 0, self.log.read_text(errors="replace")[-3000:]
+        return self.url
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.used:
+            _drop_pg_database(self.url)
+
+
+_HISTORY_BESIDE: dict[str, _SeedProcess] = {}  # started, not yet taken by the fixture
+_BESIDE_STARTED: list[_SeedProcess] = []
+
+
+def _seed_postgres_beside(request: pytest.FixtureRequest, tmp_path_factory) -> _SeedProcess | None:
+    """Start seeding the PostgreSQL history in a child if a test of this session needs it."""
+    if _BESIDE_STARTED or postgres_admin_url() is None:
+        return None
+    wanted = any(
+        getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("history_url") == "postgresql"
+        for item in request.session.items
+    )
+    if not wanted:
+        return None
+    beside = _SeedProcess(tmp_path_factory.mktemp("var-pg"))
+    _HISTORY_BESIDE["postgresql"] = beside
+    _BESIDE_STARTED.append(beside)
+
+    def cleanup() -> None:
+        beside.used = "postgresql" not in _HISTORY_BESIDE
+        beside.cleanup()
+
+    request.config.add_cleanup(cleanup)
+    return beside
 
 
 @pytest.fixture
