@@ -160,12 +160,11 @@ def feed_item(entry: dict[str, Any], names: dict[str, str], lang: str = "zh") ->
     ts = str(entry.get("ts", ""))
     clock = ts[11:19] if len(ts) >= 19 else ts
     where = names.get(entry.get("village") or "", "") or names.get(entry.get("town") or "", "")
+    # Two components, not four: Dash's renderer runs every component's store selector on each
+    # state change, and the feed's 30 entries were a third of the page (docs/performance.md).
+    text = feed_text(str(entry.get("kind", "")), str(entry.get("text", "")), lang)
     return html.Li(
-        [
-            html.Span(clock, className="time"),
-            html.Span(where + " "),
-            html.Span(feed_text(str(entry.get("kind", "")), str(entry.get("text", "")), lang)),
-        ],
+        [html.Span(clock, className="time"), f"{where} {text}"],
         key=entry["id"],
         **{"data-event-id": entry["id"], "data-kind": entry.get("kind", "")},
     )
