@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,10 +86,16 @@ def grid_values(
 ) -> dict[str, float | None]:
     """Return the metric per grid of the user's scope (shared between screens for 2 s, or
     ``max_age`` s for a user's choice: the live push follows with the current values)."""
-    return sources.cached(
+    return sources.cached(*grid_values_query(sources, scope, period, metric), max_age=max_age)
+
+
+def grid_values_query(
+    sources: Any, scope: Any, period: Any, metric: str
+) -> tuple[Any, Callable[[], dict[str, float | None]]]:
+    """Return the cache key and the query of a metric per grid (the warmer prepares it too)."""
+    return (
         ("grid_values", scope.code, period, metric),
         lambda: panels.grid_values(sources.engine, scope, period, metric, sources.now()),
-        max_age=max_age,
     )
 
 

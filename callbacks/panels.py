@@ -16,7 +16,7 @@ from typing import Any
 from dash import ALL, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from callbacks import common, tables
+from callbacks import common, map_, tables
 from callbacks.router import DEFAULT_METRIC
 from dashboard.sources import CHOICE_MAX_AGE_S as CHOICE
 from datasources import panels
@@ -252,11 +252,12 @@ def headline_tiles(
 
 def _kpi(sources: Any, area: Any, period: Any, max_age: float | None = None) -> Any:
     """Return the headline figures of an area and period, shared (see ``headline_tiles``)."""
-    return sources.cached(
-        ("kpi", area.code, period),
-        lambda: kpi(sources.engine, area, period, sources.now()),
-        max_age=max_age,
-    )
+    return sources.cached(*_kpi_query(sources, area, period), max_age=max_age)
+
+
+def _kpi_query(sources: Any, area: Any, period: Any) -> tuple[Any, Callable[[], Any]]:
+    """Return the cache key and the query of an area's headline figures."""
+    return ("kpi", area.code, period), lambda: kpi(sources.engine, area, period, sources.now())
 
 
 def _chart(
@@ -283,16 +284,10 @@ def warm_figures(sources: Any) -> int:
     done = 0
     # The map's values of the default metric over the district, which a leader's page shows.
     district = sources.area(None, None, None)
-    sources.refresh(
-        ("grid_values", district.code, period, DEFAULT_METRIC),
-        lambda: panels.grid_values(sources.engine, district, period, DEFAULT_METRIC, sources.now()),
-    )
+    sources.refresh(*map_.grid_values_query(sources, district, period, DEFAULT_METRIC))
     for code in [None, *towns]:
         area = sources.area(code, None, None)
-        sources.refresh(
-            ("kpi", area.code, period),
-            lambda a=area: kpi(sources.engine, a, period, sources.now()),
-        )
+        sources.refresh(*_kpi_query(sources, area, period))
         # First the figures per child area the closure chart and the village table share.
         sources.refresh_figure(
             ("children", area.code, period),

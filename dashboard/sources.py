@@ -70,7 +70,8 @@ class _TTLCache:
             hit = self._data.get(key)
         if hit is None:
             return False, False, None
-        return True, time.monotonic() - hit[0] < (max_age or self.ttl), hit[1]
+        ttl = self.ttl if max_age is None else max_age
+        return True, time.monotonic() - hit[0] < ttl, hit[1]
 
     def put(self, key: Any, value: Any) -> None:
         with self._lock:

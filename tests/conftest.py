@@ -130,7 +130,6 @@ class _SeedProcess:
                 stderr=subprocess.STDOUT,
                 cwd=var_dir,
             )
-        self.used = False
 
     def wait_ready(self) -> str:
         code = self.proc.wait()
@@ -138,10 +137,11 @@ class _SeedProcess:
         return self.url
 
     def cleanup(self) -> None:
+        """Stop the child; drop the database unless the fixture took it (and drops it)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if not self.used:
+        if _HISTORY_BESIDE.get("postgresql") is self:
             _drop_pg_database(self.url)
 
 
@@ -163,12 +163,7 @@ def _seed_postgres_beside(request: pytest.FixtureRequest, tmp_path_factory) -> _
     beside = _SeedProcess(tmp_path_factory.mktemp("var-pg"))
     _HISTORY_BESIDE["postgresql"] = beside
     _BESIDE_STARTED.append(beside)
-
-    def cleanup() -> None:
-        beside.used = "postgresql" not in _HISTORY_BESIDE
-        beside.cleanup()
-
-    request.config.add_cleanup(cleanup)
+    request.config.add_cleanup(beside.cleanup)
     return beside
 
 
