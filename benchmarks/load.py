@@ -63,6 +63,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -101,6 +102,8 @@ from common import (  # noqa: E402
 )
 
 PASSWORD = "load-password-1"
+# The event ids in the feed's HTML (layouts/components.py, ``feed_item``).
+EVENT_ID = re.compile(r'data-event-id="([^"]+)"')
 CAPTURE_USER = "load-capture"
 WALL_USER = "load-wall"
 HEARTBEAT_S = 10.0  # the app's websocket_heartbeat_interval
@@ -423,7 +426,7 @@ def label(output: str) -> str:
         except ValueError:
             return first[:40]
     name = first.rpartition(".")[0] if "." in first else first
-    names = {"kpi-tiles": "tiles", "grid-layer": "map", "filter-village": "choices"}
+    names = {"kpi-tiles-html": "tiles", "grid-style": "map", "filter-village": "choices"}
     return names.get(name, name)
 
 
@@ -648,10 +651,10 @@ class Page:
                     key = f"{cid}.{name}"
                     self.store[key] = value
                     changed.add(key)
-                if cid == "live-feed":
+                if cid == "live-feed-html":
                     self.feed_ready.set()
                     if self.watch_probes:
-                        self._probes(props.get("children"), now)
+                        self._probes(props.get("html"), now)
             elif kind == "get_props_request":
                 payload = msg.get("payload") or {}
                 cid = id_text(payload.get("componentId"))
@@ -689,13 +692,12 @@ class Page:
             "focus": self.store.get("wall-focus.data"),
         }
 
-    def _probes(self, children: Any, now: float) -> None:
+    def _probes(self, feed: Any, now: float) -> None:
+        """Note the probes among the entries of a pushed feed (its HTML, as the page gets it)."""
         probes = self.rec.probes
-        for child in children if isinstance(children, list) else []:
-            if isinstance(child, dict):
-                eid = (child.get("props") or {}).get("data-event-id")
-                if eid in probes and eid not in self.seen:
-                    self.seen[eid] = now
+        for eid in EVENT_ID.findall(feed if isinstance(feed, str) else ""):
+            if eid in probes and eid not in self.seen:
+                self.seen[eid] = now
 
     async def close(self) -> None:
         for task in self.tasks:

@@ -733,7 +733,7 @@ def _panel_done(
     needle = {
         "chart": f'"chart":"{name}"',
         "table": f'"table":"{name}"',
-        "map": "grid-layer.hideout",
+        "map": "grid-style.data",
     }[kind]
     answer = _answer(answers, needle)
     if answer is None or answer["body"] is None:

@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,7 +34,13 @@ from datasources import live_view
 from datasources.live import LiveKeys
 from datasources.periods import SHANGHAI
 from layouts import ids
-from layouts.components import alert_item, feed_item, stale_badge_props, today_tiles
+from layouts.components import (
+    alert_item,
+    feed_html,
+    feed_item,
+    stale_badge_props,
+    today_tiles,
+)
 from layouts.i18n import normal_lang, t
 
 log = logging.getLogger("wushi.live")
@@ -272,7 +279,7 @@ def register(app: Any, sources: Any) -> None:
                     shown = (fresh + shown)[:FEED_SHOWN]
                     await _push_feed(shown, sel.lang)
                     if now - last_today >= TODAY_EVERY_S:
-                        _send(sent, ids.TODAY, "children", await _today(r, area.code, sel.lang))
+                        _send(sent, ids.TODAY_HTML, "html", await _today(r, area.code, sel.lang))
                         last_today = now
                     pending, flush_at, last_flush = [], None, now
                 if now - last_slow >= SLOW_EVERY_S:
@@ -336,11 +343,11 @@ def register(app: Any, sources: Any) -> None:
 
         async def build() -> Any:
             names = sources.names().of(lang)
-            items = [feed_item(e, names, lang) for e in shown] or [t("no_events", lang)]
-            return livehub.freeze(items)
+            items = [feed_item(e, names, lang) for e in shown]
+            return livehub.freeze(feed_html(items, t("no_events", lang)))
 
         key = ("feed", lang, tuple(str(e.get("id")) for e in shown))
-        livehub.send(ctx.websocket, ids.LIVE_FEED, "children", await shared.get(key, 10.0, build))
+        livehub.send(ctx.websocket, ids.FEED_HTML, "html", await shared.get(key, 10.0, build))
 
     async def _push_slow(r: aioredis.Redis, code: str, lang: str) -> None:
         async def build_alerts() -> Any:
@@ -348,11 +355,11 @@ def register(app: Any, sources: Any) -> None:
             every = await shared.get(("alerts",), 1.0, lambda: live_view.all_alerts(r, district))
             active = live_view.alerts_in(every, code, district)
             return livehub.freeze(
-                [alert_item(a, names, lang) for a in active] or t("no_alerts", lang)
+                "".join(alert_item(a, names, lang) for a in active) or escape(t("no_alerts", lang))
             )
 
         alerts = await shared.get(("alerts", code, lang), 1.0, build_alerts)
-        livehub.send(ctx.websocket, ids.ALERTS, "children", alerts)
+        livehub.send(ctx.websocket, ids.ALERTS_HTML, "html", alerts)
         as_of = await shared.get(("as_of",), 1.0, lambda: live_view.data_as_of(r, district))
         set_props(ids.FRESHNESS, {"data": {"as_of": as_of, "lang": lang}})
         stale = as_of is None or time.time() - as_of > STALE_AFTER_S
@@ -369,7 +376,7 @@ def register(app: Any, sources: Any) -> None:
                 "className": "asof stale" if stale else "asof",
             },
         )
-        livehub.send(ctx.websocket, ids.TODAY, "children", await _today(r, code, lang))
+        livehub.send(ctx.websocket, ids.TODAY_HTML, "html", await _today(r, code, lang))
         _feed_state("up")  # again now and then: a re-rendered page starts without the mark
 
     async def _push_pulse(r: aioredis.Redis, code: str) -> list[str]:
@@ -412,9 +419,9 @@ def register(app: Any, sources: Any) -> None:
         hideout, legend = style
         # Only what changed since this page's last push: the figures move with the minute's
         # rollups and the pulse with calls, not with every batch.
-        _send(sent, ids.TILES, "children", frozen_once(tiles))
-        _send(sent, ids.GRID_LAYER, "hideout", frozen_once(hideout))
-        _send(sent, ids.LEGEND, "children", frozen_once(legend))
+        _send(sent, ids.TILES_HTML, "html", frozen_once(tiles))
+        _send(sent, ids.GRID_STYLE, "data", frozen_once(hideout))
+        _send(sent, ids.LEGEND_HTML, "html", frozen_once(legend))
 
     frozen: dict[int, tuple[Any, livehub.Frozen]] = {}
 

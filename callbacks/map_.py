@@ -1,4 +1,5 @@
-"""Colour the grids by the chosen metric: only ``hideout`` travels, never the geometry."""
+"""Colour the grids by the chosen metric: only the ``hideout`` travels (in the ``grid-style``
+store, applied in place by ``wushi_map.js``), never the geometry."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ def hideout_for(
     pulse: list[str] | None = None,
     dark: bool = False,
     title: str | None = None,
-) -> tuple[dict[str, Any], list[Any]]:
-    """Return the map's hideout and its legend for a metric's values per grid."""
+) -> tuple[dict[str, Any], str]:
+    """Return the map's hideout and its legend (HTML) for a metric's values per grid."""
     info = panels.METRICS[metric]
     percent = info.unit_zh == "%"
     shown = {
@@ -108,8 +109,8 @@ def register(app: Any, sources: Any) -> None:
     """
 
     @app.callback(
-        Output(ids.GRID_LAYER, "hideout"),
-        Output(ids.LEGEND, "children"),
+        Output(ids.GRID_STYLE, "data"),
+        Output(ids.LEGEND_HTML, "html"),
         Input(ids.FILTERS, "data"),
         Input(ids.METRIC, "value"),
         Input(ids.LANG, "data"),
@@ -132,10 +133,11 @@ def register(app: Any, sources: Any) -> None:
             CHOICE_MAX_AGE_S,
         )
 
-    # The hideout is also kept in the page for the hover text (it shows the current value).
+    # Applied in the page to the polygons drawn (only those whose style changed), and kept there
+    # for the hover text and for geometry that loads later: layouts/map.py says why.
     app.clientside_callback(
-        "function(h) { window.wushiHideout = h; }",
-        Input(ids.GRID_LAYER, "hideout"),
+        "function(h) { window.wushi.map.restyle(h); }",
+        Input(ids.GRID_STYLE, "data"),
     )
 
 
@@ -148,7 +150,7 @@ def map_style(
     wall_focus: Any,
     pathname: str | None,
     max_age: float | None = None,
-) -> tuple[dict[str, Any], list[Any]]:
+) -> tuple[dict[str, Any], str]:
     """Return the hideout and legend for the page's filters, metric and pulsing grids.
 
     The area is checked for this user first; the answer is then the same for every page
@@ -167,7 +169,7 @@ def map_style(
         town = wall_focus if in_scope else None
         key = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
 
-        def wall_style() -> tuple[dict[str, Any], list[Any]]:
+        def wall_style() -> tuple[dict[str, Any], str]:
             values = grid_values(sources, scope, period, metric, max_age)
             name = sources.names().of(lang).get(town or "", "")
             return hideout_for(
@@ -178,7 +180,7 @@ def map_style(
     focus = None if area.level == "district" else area.code
     selected = area.code if area.level == "grid" else None
 
-    def page_style() -> tuple[dict[str, Any], list[Any]]:
+    def page_style() -> tuple[dict[str, Any], str]:
         values = grid_values(sources, scope, period, metric, max_age)
         return hideout_for(
             values, metric, lang, focus=focus, selected=selected, pulse=list(pulsing)

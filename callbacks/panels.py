@@ -144,7 +144,7 @@ def register(app: Any, sources: Any) -> None:
     tables_ = tuple(tables.FRAMES)
 
     @app.callback(
-        Output(ids.TILES, "children"),
+        Output(ids.TILES_HTML, "html"),
         Output(ids.AREA_TITLE, "children"),
         *(Output(ids.chart(chart_id, ALL), "figure") for chart_id in charts_),
         *(Output(ids.table(table_id, ALL), "rowData") for table_id in tables_),
@@ -244,7 +244,9 @@ def headline_tiles(
     def build() -> tuple[Any, str]:
         figures = _kpi(sources, area, period, max_age)
         shown = kpi_tiles(figures, lang)
-        return (shown[:WALL_TILES] if wall else shown), area_title(sources, area, period, lang)
+        return "".join(shown[:WALL_TILES] if wall else shown), area_title(
+            sources, area, period, lang
+        )
 
     key = ("tiles", area.code, period, lang, wall)
     return sources.cached(key, build, max_age=max_age)  # type: ignore[no-any-return]

@@ -1,12 +1,23 @@
-"""Small building blocks shared by the pages: tiles, feed entries, alerts, legend, panels."""
+"""Small building blocks shared by the pages: tiles, feed entries, alerts, legend, panels.
+
+Tiles, feed entries, alerts and the legend are HTML text, escaped here and shown by one
+``Purify`` component per block (``html_block``), not a Dash component per label, value and unit.
+Dash's renderer runs every component's store selector on each of its state changes (about
+sixty in a town switch, a few per live update) and mounts a wrapper for each new component:
+with 300 components on the overview, half of them in these blocks, that was the renderer's
+largest cost in the browser (docs/performance.md, "Town switch", session 5). The DOM is the
+same as before (``#kpi-tiles .tile .value span``, ``#live-feed [data-event-id]``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 from dash import dcc, html
+from dash_extensions import Purify
 
 from datasources.periods import SHANGHAI
 from layouts import ids
@@ -32,18 +43,19 @@ def fmt_rate(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}"
 
 
-def tile(
-    label: str, value: str, unit: str = "", sub: str | None = None, tile_id: str | None = None
-) -> html.Div:
-    """Return one headline tile: label, big value with its unit, and a comparison line."""
-    children: list[Any] = [
-        html.Div(label, className="label"),
-        html.Div([html.Span(value), html.Span(unit, className="unit")], className="value"),
-    ]
-    if sub:
-        children.append(html.Div(sub, className="sub"))
-    props = {"id": tile_id} if tile_id else {}
-    return html.Div(children, className="tile", **props)
+def tile(label: str, value: str, unit: str = "", sub: str | None = None) -> str:
+    """Return one headline tile as HTML: label, big value with its unit, a comparison line."""
+    sub_html = f'<div class="sub">{escape(sub)}</div>' if sub else ""
+    return (
+        f'<div class="tile"><div class="label">{escape(label)}</div>'
+        f'<div class="value"><span>{escape(value)}</span>'
+        f'<span class="unit">{escape(unit)}</span></div>{sub_html}</div>'
+    )
+
+
+def html_block(box_id: str, html_id: str, class_name: str, text: str = "") -> html.Div:
+    """Return the element with a block's DOM id, holding the one component callbacks write."""
+    return html.Div(Purify(id=html_id, html=text, className=class_name), id=box_id)
 
 
 def change_text(change: float | None, lang: str) -> str:
@@ -54,7 +66,7 @@ def change_text(change: float | None, lang: str) -> str:
     return f"{t('compare', lang)} {sign}{change * 100:.1f}%"
 
 
-def kpi_tiles(k: dict[str, Any], lang: str) -> list[html.Div]:
+def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
     """Return the headline tiles of DESIGN.md's table from a ``kpi()`` result."""
     resp = k.get("response_minutes") or {}
     levels = k.get("resolution_levels") or {}
@@ -144,34 +156,46 @@ def kpi_tiles(k: dict[str, Any], lang: str) -> list[html.Div]:
     return tiles
 
 
-def today_tiles(counts: dict[str, int], snapshot: dict[str, int], lang: str) -> list[html.Div]:
+def today_tiles(counts: dict[str, int], snapshot: dict[str, int], lang: str) -> str:
     """Return the live tiles of today: calls, new and closed requests, open, unanswered."""
-    return [
-        tile(t("calls_today", lang), fmt_number(counts.get("calls", 0)), t("u_calls", lang)),
-        tile(t("new_today", lang), fmt_number(counts.get("requests", 0)), t("u_tickets", lang)),
-        tile(t("closed_today", lang), fmt_number(counts.get("closed", 0)), t("u_tickets", lang)),
-        tile(t("open_tickets", lang), fmt_number(snapshot.get("open", 0)), t("u_tickets", lang)),
-        tile(t("unanswered", lang), fmt_number(snapshot.get("unanswered", 0)), t("u_calls", lang)),
-    ]
-
-
-def feed_item(entry: dict[str, Any], names: dict[str, str], lang: str = "zh") -> html.Li:
-    """Return one live-feed entry, carrying the event id as ``data-event-id``."""
-    ts = str(entry.get("ts", ""))
-    clock = ts[11:19] if len(ts) >= 19 else ts
-    where = names.get(entry.get("village") or "", "") or names.get(entry.get("town") or "", "")
-    # Two components, not four: Dash's renderer runs every component's store selector on each
-    # state change, and the feed's 30 entries were a third of the page (docs/performance.md).
-    text = feed_text(str(entry.get("kind", "")), str(entry.get("text", "")), lang)
-    return html.Li(
-        [html.Span(clock, className="time"), f"{where} {text}"],
-        key=entry["id"],
-        **{"data-event-id": entry["id"], "data-kind": entry.get("kind", "")},
+    return "".join(
+        [
+            tile(t("calls_today", lang), fmt_number(counts.get("calls", 0)), t("u_calls", lang)),
+            tile(t("new_today", lang), fmt_number(counts.get("requests", 0)), t("u_tickets", lang)),
+            tile(
+                t("closed_today", lang), fmt_number(counts.get("closed", 0)), t("u_tickets", lang)
+            ),
+            tile(
+                t("open_tickets", lang), fmt_number(snapshot.get("open", 0)), t("u_tickets", lang)
+            ),
+            tile(
+                t("unanswered", lang), fmt_number(snapshot.get("unanswered", 0)), t("u_calls", lang)
+            ),
+        ]
     )
 
 
-def alert_item(alert: dict[str, Any], names: dict[str, str], lang: str = "zh") -> html.Div:
-    """Return one alert line: time, place (village, town or grid) and what is wrong."""
+def feed_item(entry: dict[str, Any], names: dict[str, str], lang: str = "zh") -> str:
+    """Return one live-feed entry as HTML, carrying the event id as ``data-event-id``."""
+    ts = str(entry.get("ts", ""))
+    clock = ts[11:19] if len(ts) >= 19 else ts
+    where = names.get(entry.get("village") or "", "") or names.get(entry.get("town") or "", "")
+    text = feed_text(str(entry.get("kind", "")), str(entry.get("text", "")), lang)
+    return (
+        f'<li data-event-id="{escape(str(entry["id"]))}" '
+        f'data-kind="{escape(str(entry.get("kind", "")))}">'
+        f'<span class="time">{escape(clock)}</span>{escape(f"{where} {text}")}</li>'
+    )
+
+
+def feed_html(items: Sequence[str], placeholder: str) -> str:
+    """Return the feed's list: its entries newest first, or the placeholder while empty."""
+    body = "".join(items) or f'<li class="placeholder">{escape(placeholder)}</li>'
+    return f'<ul class="feed">{body}</ul>'
+
+
+def alert_item(alert: dict[str, Any], names: dict[str, str], lang: str = "zh") -> str:
+    """Return one alert line as HTML: time, place (village, town or grid) and what is wrong."""
     where = next(
         (
             names[c]
@@ -182,17 +206,18 @@ def alert_item(alert: dict[str, Any], names: dict[str, str], lang: str = "zh") -
     )
     ts = str(alert.get("ts", ""))[11:16]
     text = alert_text(str(alert.get("kind", "")), str(alert.get("text", "")), lang)
-    return html.Div(f"{ts} {where} {text}", className="alert", key=alert["id"])
+    return f'<div class="alert">{escape(f"{ts} {where} {text}")}</div>'
 
 
 def legend(
     breaks: Sequence[float], colors: Sequence[str], unit: str, label: str, title: str | None = None
-) -> list[Any]:
-    """Return legend items for a classed colour scale with its unit (and a highlighted area)."""
-    items: list[Any] = []
+) -> str:
+    """Return the legend as HTML: a classed colour scale with its unit (and a highlighted area)."""
+    items: list[str] = []
     if title:
-        items.append(html.Span(title, className="legend-title"))
-    items.append(html.Span(f"{label}（{unit}）" if unit else label, className="legend-metric"))
+        items.append(f'<span class="legend-title">{escape(title)}</span>')
+    metric = f"{label}（{unit}）" if unit else label
+    items.append(f'<span class="legend-metric">{escape(metric)}</span>')
     lows = [None, *breaks]
     for k, color in enumerate(colors[: len(breaks) + 1]):
         low, high = lows[k], breaks[k] if k < len(breaks) else None
@@ -203,11 +228,14 @@ def legend(
             text = f"≥{_short(low)}"
         else:
             text = f"{_short(low)}–{_short(high)}"
-        items.append(
-            html.Span([html.Span(className="swatch", style={"background": color}), " ", text])
-        )
-    items.append(html.Span([html.Span(className="swatch", style={"background": NODATA}), " —"]))
-    return items
+        items.append(_swatch(color, text))
+    items.append(_swatch(NODATA, "—"))
+    return "".join(items)
+
+
+def _swatch(color: str, text: str) -> str:
+    swatch = f'<span class="swatch" style="background:{escape(color)}"></span>'
+    return f"<span>{swatch} {escape(text)}</span>"
 
 
 def _short(value: float | None) -> str:

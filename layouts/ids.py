@@ -32,15 +32,24 @@ AREA_TITLE = "area-title"
 
 GRID_MAP = "grid-map"
 GRID_LAYER = "grid-layer"
+# The grid layer's style (its "hideout"), applied in place by wushi_map.js: see layouts/map.py.
+GRID_STYLE = "grid-style"
 VILLAGE_LAYER = "village-layer"
 TOWN_LAYER = "town-layer"
 LEGEND = "map-legend"
-MAP_VALUES = "map-values"
+LEGEND_HTML = "map-legend-html"
 
+# Blocks of many small parts (tiles, feed entries, alerts, the legend) are one component each:
+# the element with the DOM id holds a ``Purify`` (``*_HTML``) whose ``html`` the callbacks and
+# the live socket write (layouts/components.py says why).
 TILES = "kpi-tiles"
+TILES_HTML = "kpi-tiles-html"
 TODAY = "today-tiles"
+TODAY_HTML = "today-tiles-html"
 LIVE_FEED = "live-feed"
+FEED_HTML = "live-feed-html"
 ALERTS = "alerts"
+ALERTS_HTML = "alerts-html"
 LAST_ID = "live-last-id"
 LIVE_VERSION = "live-version"
 LIVE_SELECTION = "live-selection"

@@ -1,10 +1,19 @@
-"""The 607-grid map: geometry fetched once from cacheable routes, styled through ``hideout``."""
+"""The 607-grid map: geometry fetched once from cacheable routes, styled through ``hideout``.
+
+The hideout (values per grid, class breaks and colours, pulsing and selected grids) travels in
+its own store, ``grid-style``, and ``dashboard/assets/wushi_map.js`` applies it to the drawn
+polygons in place (Leaflet ``setStyle`` on the grids whose style changed). Changing the
+GeoJSON component's own ``hideout`` would make dash-leaflet 1.1 remove and rebuild all 607
+polygons on every restyle: the costliest part of a town switch in the browser
+(docs/performance.md). The layer's ``hideout`` prop keeps the page's first one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import dash_leaflet as dl
+from dash import dcc
 from dash_extensions.javascript import Namespace
 
 from layouts import ids
@@ -28,6 +37,11 @@ def _zoom_for(height_deg: float, width_deg: float, size: tuple[int, int]) -> flo
     # about 1.18 times that at 32° N.
     fit = min(size[0] / max(width_deg, 1e-6), size[1] / max(height_deg * 1.18, 1e-6))
     return max(8.0, min(17.0, math.floor(math.log2(fit * 360 / 256) * 4) / 4))
+
+
+def grid_style(hideout: dict[str, Any]) -> dcc.Store:
+    """Return the store of the grid layer's style; callbacks and the live socket write it."""
+    return dcc.Store(id=ids.GRID_STYLE, data=hideout)
 
 
 def grid_map(

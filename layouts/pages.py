@@ -7,15 +7,16 @@ Every function here is pure: it takes plain values (language, options, the map's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import dash_ag_grid as dag
 from dash import dcc, html
 
 from layouts import ids
-from layouts.components import graph, panel, stale_badge
+from layouts.components import feed_html, graph, html_block, panel, stale_badge
 from layouts.i18n import t
-from layouts.map import grid_map
+from layouts.map import grid_map, grid_style
 
 # Path, i18n key of the title, and the panels the page shows (in order).
 # The overview keeps the six charts a leader reads first (a town switch redraws every chart on
@@ -221,18 +222,16 @@ def _live_column(lang: str, class_name: str) -> html.Div:
             # What the live callback reads back in one round trip (callbacks/live.py); here,
             # not in the root layout, because its inputs exist only on pages with a map.
             dcc.Store(id=ids.LIVE_SELECTION),
-            panel(t("today", lang), html.Div(id=ids.TODAY, className="tiles")),
+            panel(t("today", lang), html_block(ids.TODAY, ids.TODAY_HTML, "tiles")),
             panel(
                 t("alerts", lang),
-                html.Div(t("no_alerts", lang), id=ids.ALERTS),
+                html_block(ids.ALERTS, ids.ALERTS_HTML, "alerts", escape(t("no_alerts", lang))),
                 extra_class="alerts-panel",
             ),
             panel(
                 t("live_feed", lang),
-                html.Ul(
-                    [html.Li(t("no_events", lang), className="placeholder")],
-                    id=ids.LIVE_FEED,
-                    className="feed",
+                html_block(
+                    ids.LIVE_FEED, ids.FEED_HTML, "feed-box", feed_html([], t("no_events", lang))
                 ),
                 extra_class="feed-panel",
             ),
@@ -292,7 +291,7 @@ def page(ctx: PageContext, search: str = "") -> html.Div:
     main = html.Div(
         [
             html.H2(id=ids.AREA_TITLE),
-            html.Div(id=ids.TILES, className="tiles"),
+            html_block(ids.TILES, ids.TILES_HTML, "tiles"),
             html.Div(
                 [
                     grid_map(
@@ -301,7 +300,8 @@ def page(ctx: PageContext, search: str = "") -> html.Div:
                         bounds=ctx.map_bounds,
                         tile_url=ctx.tile_url,
                     ),
-                    html.Div(id=ids.LEGEND, className="legend"),
+                    grid_style(ctx.hideout),
+                    html_block(ids.LEGEND, ids.LEGEND_HTML, "legend"),
                 ],
                 className="panel map-wrap",
             ),
@@ -347,7 +347,7 @@ def wall(ctx: PageContext) -> html.Div:
                 ),
                 html.Div(
                     [
-                        html.Div(id=ids.TILES, className="tiles"),
+                        html_block(ids.TILES, ids.TILES_HTML, "tiles"),
                         panel(t("chart_petitions", lang), graph(ids.CHART_PETITIONS, 330)),
                     ],
                     className="col",
@@ -362,7 +362,8 @@ def wall(ctx: PageContext) -> html.Div:
                             dark=True,
                             size=(930, 860),
                         ),
-                        html.Div(id=ids.LEGEND, className="legend"),
+                        grid_style(ctx.hideout),
+                        html_block(ids.LEGEND, ids.LEGEND_HTML, "legend"),
                     ],
                     className="col",
                 ),

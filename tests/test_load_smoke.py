@@ -57,11 +57,11 @@ def test_load_script_runs_clean(seeded_templates, tmp_path):
     assert "live" not in summary["by_tag"]
     pushes = summary["pushes"]
     for pushed in (
-        "/ live-feed",
-        "/wall live-feed",
-        "/ kpi-tiles",
-        "/ grid-layer",
-        "/wall grid-layer",
+        "/ live-feed-html",
+        "/wall live-feed-html",
+        "/ kpi-tiles-html",
+        "/ grid-style",
+        "/wall grid-style",
     ):
         assert pushes.get(pushed, 0) > 0, (pushed, pushes)
     assert summary["interactions"]["n"] > 0

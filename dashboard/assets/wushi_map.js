@@ -1,16 +1,66 @@
-/* Map styling for dash-leaflet: the grid layer is restyled through `hideout` only, so live
- * updates never resend geometry. hideout = {values: {code: number}, breaks: [...], colors: [...],
- * nodata, pulse: {code: 1}, selected, focus}. Every grid polygon gets the class `grid-cell`
- * (CONTRACT.md section 4) and its grid code as `data-code`. */
+/* Map styling for dash-leaflet. hideout = {values: {code: number}, breaks: [...], colors: [...],
+ * nodata, pulse: {code: 1}, selected, focus, stroke, lang, label, format}. Every grid polygon gets
+ * the class `grid-cell` (CONTRACT.md section 4) and its grid code as `data-code`.
+ *
+ * The hideout arrives in the store `grid-style` (callbacks/map_.py, the live socket) and
+ * `restyle` applies it to the polygons already drawn, in place: only the grids whose style
+ * changed get Leaflet's setStyle (and their pulse/selected classes). Handing it to the GeoJSON
+ * component's `hideout` instead would make dash-leaflet 1.1 clear and rebuild all 607 polygons
+ * on each change. Geometry that arrives later is drawn with the newest hideout (`gridStyle`). */
+(function () {
+  'use strict';
+  // The grid layer's polygons drawn now, by grid code (added in onEachFeature, dropped on remove).
+  var cells = {};
+
+  function styleKey(s) {
+    return s.fillColor + '|' + s.fillOpacity + '|' + s.color + '|' + s.weight + '|' + s.className;
+  }
+
+  function register(feature, layer) {
+    var code = feature.properties.code;
+    cells[code] = layer;
+    layer.on('add', function () {
+      var el = layer.getElement && layer.getElement();
+      if (el) { el.setAttribute('data-code', code); }
+    });
+    layer.on('remove', function () {
+      if (cells[code] === layer) { delete cells[code]; }
+    });
+  }
+
+  function restyle(h) {
+    if (!h || !h.colors) {
+      // The page's placeholder before its first colours: it must not grey out a map that a
+      // newer hideout has already coloured (the live socket's may come first).
+      if (!window.wushiHideout) { window.wushiHideout = h || {}; }
+      return 0;
+    }
+    window.wushiHideout = h;
+    var changed = 0;
+    for (var code in cells) {
+      var layer = cells[code];
+      var s = window.wushi.map.gridStyle(layer.feature, {hideout: h});
+      var key = styleKey(s);
+      if (layer.__wushiStyle === key) { continue; }
+      layer.__wushiStyle = key;
+      changed += 1;
+      layer.setStyle(s);  // options.className too, for a later re-add
+      var el = layer.getElement && layer.getElement();
+      if (el) {
+        el.classList.toggle('pulse', s.className.indexOf(' pulse') >= 0);
+        el.classList.toggle('selected', s.className.indexOf(' selected') >= 0);
+      }
+    }
+    return changed;
+  }
+
 window.wushi = Object.assign({}, window.wushi, {
   map: {
+    restyle: restyle,
     gridStyle: function (feature, context) {
-      var h = (context && context.hideout) || {};
-      // dash-leaflet 1.1 ignores a hideout that arrives while the geometry is still loading
-      // (cold server, slow network) and then draws with the first one, which has no values:
-      // the map stayed grey until the next restyle. Use the newest hideout the page has seen.
-      var latest = window.wushiHideout;
-      if (latest && latest !== h && !Object.keys(h.values || {}).length) { h = latest; }
+      // The newest hideout the page has seen: the layer's own is the page's first, and
+      // geometry that loads after the colours (cold server, slow network) must not stay grey.
+      var h = window.wushiHideout || (context && context.hideout) || {};
       var code = feature.properties.code;
       var v = (h.values || {})[code];
       var fill = h.nodata || '#d9d9d9';
@@ -38,11 +88,9 @@ window.wushi = Object.assign({}, window.wushi, {
       };
     },
     gridTag: function (feature, layer) {
-      // Each grid's path carries its code (data-code), for tests and for tools reading the map.
-      layer.on('add', function () {
-        var el = layer.getElement && layer.getElement();
-        if (el) { el.setAttribute('data-code', feature.properties.code); }
-      });
+      // Each grid's path carries its code (data-code), for tests and for tools reading the map;
+      // the layer is kept for restyle.
+      register(feature, layer);
     },
     gridTooltip: function (feature, layer) {
       window.wushi.map.gridTag(feature, layer);
@@ -61,3 +109,4 @@ window.wushi = Object.assign({}, window.wushi, {
     }
   }
 });
+})();
