@@ -101,12 +101,15 @@ def test_wall_draws_607_grids_without_errors(stack):
 OBSERVE_FEED = """
 (() => {
     window.__seen = {};
+    // The feed's entries arrive as new elements or inside a new list (its HTML replaced).
     const note = (node) => {
         if (node.nodeType !== 1) return;
-        const id = node.getAttribute('data-event-id');
-        if (id && !(id in window.__seen)) {
-            window.__seen[id] = performance.timeOrigin + performance.now();
-        }
+        [node, ...node.querySelectorAll('[data-event-id]')].forEach((el) => {
+            const id = el.getAttribute('data-event-id');
+            if (id && !(id in window.__seen)) {
+                window.__seen[id] = performance.timeOrigin + performance.now();
+            }
+        });
     };
     const observer = new MutationObserver(
         (records) => records.forEach((r) => r.addedNodes.forEach(note)));

@@ -105,10 +105,12 @@ WATCH = """
 (() => {
     window.__faultMarker = 'no reload';
     window.__seen = {};
-    const note = (node) => {
+    const note = (node) => {  // an entry, or a new list holding entries
         if (node.nodeType !== 1) return;
-        const id = node.getAttribute('data-event-id');
-        if (id && !(id in window.__seen)) window.__seen[id] = Date.now();
+        [node, ...node.querySelectorAll('[data-event-id]')].forEach((el) => {
+            const id = el.getAttribute('data-event-id');
+            if (id && !(id in window.__seen)) window.__seen[id] = Date.now();
+        });
     };
     new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach(note)))
         .observe(document.body, {childList: true, subtree: true});

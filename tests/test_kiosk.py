@@ -313,8 +313,11 @@ OBSERVE_FEED = """
 (() => {
     window.__seen = {};
     new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((node) => {
-        const id = node.nodeType === 1 && node.getAttribute('data-event-id');
-        if (id) window.__seen[id] = true;
+        if (node.nodeType !== 1) return;  // an entry, or a new list holding entries
+        [node, ...node.querySelectorAll('[data-event-id]')].forEach((el) => {
+            const id = el.getAttribute('data-event-id');
+            if (id) window.__seen[id] = true;
+        });
     }))).observe(document.body, {childList: true, subtree: true});
     return true;
 })()
