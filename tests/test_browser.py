@@ -195,6 +195,9 @@ def test_headline_tiles_and_map_follow_events_over_the_socket(stack):
             redis.xadd("wushi:{341504}:events", {"event": json.dumps(item)})
         redis.close()
         wait_for(page, f"!!(window.wushiHideout.pulse || {{}})['{grid}']", timeout_s=10)
+        # The grid's own path carries the class that makes it blink (restyled in place).
+        cell = f"document.querySelector('#grid-map path.grid-cell[data-code=\"{grid}\"]')"
+        wait_for(page, f"{cell}.classList.contains('pulse')", timeout_s=5)
         # The headline figures and the map's come from the daily rollups, rebuilt each minute
         # by the worker's scheduler; run that job now instead of waiting for it.
         engine = make_engine(stack.database_url)

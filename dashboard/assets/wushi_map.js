@@ -12,6 +12,18 @@
   // The grid layer's polygons drawn now, by grid code (added in onEachFeature, dropped on remove).
   var cells = {};
 
+  // Grids with an unanswered call blink (wushi.css): two style changes a second, only while
+  // some grid pulses, and none for a user who asked for reduced motion.
+  var still = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  if (!still) {
+    setInterval(function () {
+      var root = document.documentElement;
+      if (root.classList.contains('wushi-blink') || document.querySelector('path.grid-cell.pulse')) {
+        root.classList.toggle('wushi-blink');
+      }
+    }, 500);
+  }
+
   function styleKey(s) {
     return s.fillColor + '|' + s.fillOpacity + '|' + s.color + '|' + s.weight + '|' + s.className;
   }
