@@ -149,6 +149,7 @@ def register(app: Any, sources: Any) -> None:
         *(Output(ids.chart(chart_id, ALL), "figure") for chart_id in charts_),
         *(Output(ids.table(table_id, ALL), "rowData") for table_id in tables_),
         *(Output(ids.table(table_id, ALL), "columnDefs") for table_id in tables_),
+        *(Output(ids.as_of(table_id, ALL), "data") for table_id in tables_),
         Input(ids.FILTERS, "data"),
         Input(ids.LANG, "data"),
         State(ids.URL, "pathname"),
@@ -176,7 +177,8 @@ def register(app: Any, sources: Any) -> None:
             )
         )
         figures = dict(zip(wanted, results[: len(wanted)], strict=True))
-        rows = dict(zip(listed, results[len(wanted) :], strict=True))
+        counted = dict(zip(listed, results[len(wanted) :], strict=True))
+        rows = {k: v if v is no_update else v[0] for k, v in counted.items()}
         # A pattern (ALL) output takes one value per slot on the page, no_update included.
         tiles, title = (no_update, no_update) if head is no_update else head
         out: list[Any] = [tiles, title]
@@ -195,6 +197,9 @@ def register(app: Any, sources: Any) -> None:
                     for i in range(slots_n)
                 ]
             )
+        for table_id in tables_:
+            found = counted.get(table_id, no_update)
+            out.append([no_update if found is no_update else found[1]] * table_slots[table_id])
         return tuple(out)
 
 
@@ -215,16 +220,17 @@ def _parts(results: list[Any]) -> list[Any]:
     return [no_update if isinstance(r, BaseException) else r for r in results]
 
 
-def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> list[dict[str, Any]]:
-    """Return a table's rows for the filters."""
+def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> tuple[list[dict[str, Any]], str]:
+    """Return a table's rows for the filters, and when they were counted (ISO time)."""
+    now = sources.now()
     if table_id == ids.TABLE_VILLAGES:
         area = common.area(sources, filters)
         children = _children(sources, area, common.period(sources, filters))
         frame = tables.village_frame(sources, filters, lang, children=children)
     else:
-        frame = tables.FRAMES[table_id][0](sources, filters, lang)
+        frame = tables.ticket_frame(sources, filters, lang, now=now)
     rows: list[dict[str, Any]] = frame.to_dict("records")
-    return rows
+    return rows, now.isoformat()
 
 
 def headline_tiles(

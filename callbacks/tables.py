@@ -5,6 +5,7 @@ The tables are filled by ``callbacks.panels`` (one callback with the tiles and c
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -44,14 +45,22 @@ VILLAGE_COLUMNS = (
 )
 
 
-def ticket_frame(sources: Any, filters: dict[str, Any] | None, lang: str) -> pd.DataFrame:
+# How old a table's "counted at" may be for an export to count the tickets' ages at that moment
+# (a page left open longer exports the ages of now).
+AS_OF_MAX_AGE = dt.timedelta(minutes=30)
+
+
+def ticket_frame(
+    sources: Any, filters: dict[str, Any] | None, lang: str, now: dt.datetime | None = None
+) -> pd.DataFrame:
     """Return the open tickets of the area with language-specific labels.
 
     Always queried afresh, also for a town chosen: their age and overdue flags are counted at
-    the moment asked, and an export must show the same rows and values as the table beside it.
+    ``now`` (the moment asked, or for an export the moment the table beside it was counted,
+    so that both show the same rows and values).
     """
     area = common.area(sources, filters)
-    df = panels.open_tickets(sources.engine, area, sources.now())
+    df = panels.open_tickets(sources.engine, area, now or sources.now())
     if df.empty:
         return pd.DataFrame(columns=[c for c, _ in TICKET_COLUMNS])
     df = df.copy()
@@ -108,10 +117,11 @@ def register(app: Any, sources: Any) -> None:
         Input({"type": ids.EXPORT_XLSX, "table": ALL}, "n_clicks"),
         State(ids.FILTERS, "data"),
         State(ids.LANG, "data"),
+        State(ids.as_of(ALL, ALL), "data"),
         prevent_initial_call=True,
     )
     @common.off_loop
-    def export_table(_csv, _xlsx, filters, lang):
+    def export_table(_csv, _xlsx, filters, lang, _counted):
         trigger = ctx.triggered_id
         # New buttons appearing with a page also trigger this: only a real click exports.
         if not trigger or not ctx.triggered or not ctx.triggered[0].get("value"):
@@ -120,7 +130,11 @@ def register(app: Any, sources: Any) -> None:
         lang = normal_lang(lang)
         table_id = trigger["table"]
         frame, columns = FRAMES[table_id]
-        df = frame(sources, filters, lang)
+        if table_id == ids.TABLE_TICKETS:
+            shown = counted_at(ctx.states_list[-1], table_id, sources.now())
+            df = ticket_frame(sources, filters, lang, now=shown)
+        else:
+            df = frame(sources, filters, lang)
         df = df.rename(columns={c: t(key, lang) for c, key in columns})
         area = common.area(sources, filters)
         kind = "csv" if trigger["type"] == ids.EXPORT_CSV else "xlsx"
@@ -140,3 +154,22 @@ def register(app: Any, sources: Any) -> None:
         buffer = io.BytesIO()
         df.to_excel(buffer, index=False, sheet_name=table_id[:31])
         return dcc.send_bytes(buffer.getvalue(), f"{name}.xlsx")
+
+
+def counted_at(states: Any, table_id: str, now: dt.datetime) -> dt.datetime | None:
+    """Return when the page's table was counted, from the as-of stores' states, if recent.
+
+    The states come from the browser: anything but a time of the last ``AS_OF_MAX_AGE`` (not
+    in the future) is ignored, and the rows are the user's own area's either way.
+    """
+    for state in states if isinstance(states, list) else []:
+        ident = state.get("id") if isinstance(state, dict) else None
+        if not isinstance(ident, dict) or ident.get("as_of") != table_id:
+            continue
+        try:
+            when = dt.datetime.fromisoformat(str(state.get("value")))
+        except ValueError:
+            continue
+        if when.tzinfo is not None and now - AS_OF_MAX_AGE <= when <= now:
+            return when
+    return None

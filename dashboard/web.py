@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -119,8 +119,12 @@ def _inside(props: dict[str, Any], code: str) -> bool:
     return own.startswith(code) or code.startswith(own)
 
 
-def add_routes(server: FastAPI, sources: Sources) -> None:
-    """Add health, the boundary layers and the ingest API to the server (before Dash's)."""
+def add_routes(server: FastAPI, sources: Sources) -> Callable[[], None]:
+    """Add health, the boundary layers and the ingest API to the server (before Dash's).
+
+    Returns a function that builds the district's map layers ahead of the first page that
+    asks for them (the warmer calls it at start-up).
+    """
     from dashboard.api import build_api_router
     from dashboard.auth import CURRENT_USER, clamp_area
 
@@ -128,6 +132,28 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
     server.include_router(build_api_router(settings, lambda: sources.redis))
     cache: dict[tuple[str, str], bytes] = {}
     lock = threading.Lock()
+
+    def layer_body(area: Any, level: str) -> tuple[str, bytes]:
+        """Return (version, gzipped body) of one level of an area's map, built once."""
+        state = _map_state(sources)
+        version = _version(state, area.code)
+        key = (version, level)
+        with lock:
+            body = cache.get(key)
+        if body is None:
+            body = _geojson_bytes(sources, area, level, state)
+            with lock:
+                if len(cache) > 500:
+                    cache.clear()  # old versions: forget them all rather than track ages
+                cache[key] = body
+        return version, body
+
+    def prepare_district() -> None:
+        """Build the district's layers now: after a restart every wall asks at once, and the
+        first build (geometry from the database, JSON, gzip) took 0.6–0.8 s of a cold /wall."""
+        area = sources.area(None, None, None)
+        for level in LEVEL_ROUTES.values():
+            layer_body(area, level)
 
     def layer(kind: str):
         level = LEVEL_ROUTES[kind]
@@ -138,18 +164,7 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
                 area = clamp_area(user, sources.engine, district_code=sources.district)
             except PermissionError:
                 return None
-            state = _map_state(sources)
-            version = _version(state, area.code)
-            key = (version, level)
-            with lock:
-                body = cache.get(key)
-            if body is None:
-                body = _geojson_bytes(sources, area, level, state)
-                with lock:
-                    if len(cache) > 500:
-                        cache.clear()  # old versions: forget them all rather than track ages
-                    cache[key] = body
-            return version, body
+            return layer_body(area, level)
 
         async def route(request: Request) -> Response:
             user = CURRENT_USER.get()
@@ -233,6 +248,8 @@ def add_routes(server: FastAPI, sources: Sources) -> None:
             return JSONResponse(status, status_code=503)
         return JSONResponse(status)
 
+    return prepare_district
+
 
 class StaticCacheMiddleware:
     """Let browsers keep versioned static files for a year (``immutable``).
@@ -275,11 +292,19 @@ class StaticCacheMiddleware:
         await self.app(scope, receive, with_policy)
 
 
-def start_warmer(sources: Sources, every_s: float = 50.0) -> threading.Thread:
-    """Keep the common views' charts ready in the background (a daemon thread)."""
+def start_warmer(
+    sources: Sources, every_s: float = 50.0, first: Callable[[], None] | None = None
+) -> threading.Thread:
+    """Keep the common views' charts ready in the background (a daemon thread); ``first``
+    runs once at start-up (the district's map layers)."""
     from callbacks.panels import warm_figures
 
     def loop() -> None:
+        if first is not None:
+            try:
+                first()
+            except Exception:
+                log.exception("preparing the map layers failed; the first page will build them")
         time.sleep(5.0)  # let the server answer its first pages before warming
         while True:
             try:
@@ -303,7 +328,7 @@ def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool =
     sources = build_sources(settings, redis_url)
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # Routes go in before Dash: at start-up Dash adds a catch-all GET route that would shadow them.
-    add_routes(server, sources)
+    prepare_layers = add_routes(server, sources)
     register_auth_routes(server, settings=settings, engine=sources.engine, redis=sources.redis)
     register_websocket_hooks(settings=settings, engine=sources.engine, redis=sources.redis)
     app = create_app(settings, sources, server=server)
@@ -312,7 +337,7 @@ def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool =
     # Level 5: nearly the size of level 9 at a fraction of the CPU (the Plotly bundle is 4.7 MB).
     server.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if warm:
-        start_warmer(sources)
+        start_warmer(sources, first=prepare_layers)
     # Every HTTP request and WebSocket handshake passes the auth wall first...
     server.add_middleware(
         AuthMiddleware, settings=settings, engine=sources.engine, redis=sources.redis

@@ -93,3 +93,8 @@ def chart(name: str, slot: int = 0) -> dict[str, Any]:
 def table(name: str, slot: int = 0) -> dict[str, Any]:
     """Return the id of a table slot."""
     return {"table": name, "n": slot}
+
+
+def as_of(name: str, slot: int = 0) -> dict[str, Any]:
+    """Return the id of the store holding when a table slot's rows were counted."""
+    return {"as_of": name, "n": slot}

@@ -261,6 +261,8 @@ def _table(table_id: str, lang: str) -> html.Div:
                     ],
                     style={"display": "flex", "gap": "8px", "marginBottom": "8px"},
                 ),
+                # When the rows were counted: an export counts the tickets' ages at that moment.
+                dcc.Store(id=ids.as_of(table_id)),
                 dag.AgGrid(
                     id=ids.table(table_id),
                     columnDefs=[],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from datasources.db import make_engine, session_scope
 from datasources.kpi import AreaRef, devices, kpi, resolve_area, response_minutes
 from datasources.models import Grid, Staff, Ticket, Town
 from datasources.periods import Period
+from layouts import ids
 
 NOW = dt.datetime.now(dt.UTC)
 Y2022 = Period.year(2022)
@@ -345,3 +347,24 @@ def test_months_are_cut_in_shanghai(engine, district):
         int(series["points_redeemed"].iloc[0])
         == kpi(engine, district, january, NOW)["points"]["redeemed"]
     )
+
+
+def test_an_export_counts_ticket_ages_when_its_table_was_counted():
+    """The page's "counted at" is taken only when it is a recent past time of that table."""
+    from callbacks.tables import AS_OF_MAX_AGE, counted_at
+
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+
+    def states(value: Any, table: str = ids.TABLE_TICKETS) -> list[dict[str, Any]]:
+        other = {"id": {"as_of": ids.TABLE_VILLAGES, "n": 0}, "value": now.isoformat()}
+        return [other, {"id": {"as_of": table, "n": 0}, "value": value}]
+
+    shown = now - dt.timedelta(seconds=40)
+    assert counted_at(states(shown.isoformat()), ids.TABLE_TICKETS, now) == shown
+    too_old = now - AS_OF_MAX_AGE - dt.timedelta(seconds=1)
+    future = now + dt.timedelta(seconds=1)
+    naive = shown.replace(tzinfo=None)
+    for forged in (too_old.isoformat(), future.isoformat(), naive.isoformat(), "soon", None, 7):
+        assert counted_at(states(forged), ids.TABLE_TICKETS, now) is None, forged
+    assert counted_at(states(shown.isoformat(), "other"), ids.TABLE_TICKETS, now) is None
+    assert counted_at("not a list", ids.TABLE_TICKETS, now) is None

@@ -8,6 +8,7 @@ files and of the map's geometry.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -230,3 +231,49 @@ def test_map_geometry_urls_are_versioned_per_area_and_kept_for_a_year(stack):
         )
         assert again.status_code == 304
     assert httpx.get(f"{stack.base}/api/v1/grids.geojson?v={version}").status_code == 401
+
+
+def test_the_district_map_layers_are_built_before_anyone_asks(
+    seeded_url, embedded_redis_url, test_district, tmp_path, monkeypatch
+):
+    """The warmer's first step builds the district's three layers, so the first walls after a
+    restart get them from memory: here a request after it never builds one."""
+    from fastapi import FastAPI, Request
+
+    from dashboard import web
+    from dashboard.auth import CURRENT_USER, SessionUser
+    from dashboard.settings import Settings
+
+    settings = Settings(
+        database_url=seeded_url,
+        redis_url=embedded_redis_url,
+        district_code=test_district,
+        var_dir=tmp_path,
+    )
+    sources = web.build_sources(settings)
+    server = FastAPI()
+    prepare = web.add_routes(server, sources)
+    prepare()
+
+    def built_at_request_time(*_args, **_kwargs):
+        raise AssertionError("a district layer was built at request time")
+
+    monkeypatch.setattr(web, "_geojson_bytes", built_at_request_time)
+    chief = SessionUser("chief", "chief", "district", None, "district", "s")
+
+    @server.middleware("http")
+    async def as_chief(request: Request, call_next):  # what AuthMiddleware does
+        CURRENT_USER.set(chief)
+        return await call_next(request)
+
+    async def fetch() -> dict[str, int]:
+        transport = httpx.ASGITransport(app=server)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wushi") as client:
+            return {
+                level: len((await client.get(f"/api/v1/{level}.geojson")).json()["features"])
+                for level in ("grids", "villages", "towns")
+            }
+
+    counts = asyncio.run(fetch())
+    sources.engine.dispose()
+    assert counts["grids"] == 607 and 0 < counts["towns"] < counts["villages"] < 607
