@@ -7,6 +7,8 @@
  * but the reducer still returns a new object, so every dispatch makes Redux run the selector
  * of every component on the page: a town switch (84 new tiles) or one live-feed update
  * (120 new feed entries) cost ~100 k selector calls and hundreds of ms of main thread.
+ * (Since session 5 tiles and feed entries are HTML in one component per block, so there are
+ * far fewer such resets; a page's first render and a language switch still cause them.)
  *
  * This wraps the store's dispatch and drops such an action when no key of layoutHashes starts
  * with the path, which is exactly when the reducer would remove nothing (it removes the keys
