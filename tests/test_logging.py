@@ -66,6 +66,7 @@ def _export_request() -> dict:
         "state": [
             {"id": "filters-store", "property": "data", "value": {}},
             {"id": "lang-store", "property": "data", "value": "zh"},
+            [],  # when the page's tables were counted: none here, so the ages of now
         ],
         "changedPropIds": [json.dumps(button, sort_keys=True, separators=(",", ":")) + ".n_clicks"],
     }

@@ -181,7 +181,7 @@ def test_forged_callbacks_for_another_town_return_none_of_it(site):
         ]
         outputs = " ".join(cb["output"] for cb in area_callbacks)
         # The tiles, the map, a chart and a table are among them.
-        for part in ("kpi-tiles", "grid-layer", "chart-closure", "table-villages"):
+        for part in ("kpi-tiles", "grid-style", "chart-closure", "table-villages"):
             assert part in outputs, (part, outputs[:500])
         forged = [
             {"town": site["other"]},
