@@ -49,7 +49,9 @@ FEED_SHOWN = 30
 # Feed entries kept first when more arrive in one flush than the feed shows.
 URGENT_PREFIXES = ("call.", "petition.")
 URGENT_KINDS = frozenset({"ticket.escalated", "ticket.reopened", "supervision.posted"})
-MAP_EVERY_S = 2.0  # dash-leaflet rebuilds every polygon on a restyle: at most one each 2 s
+# The headline tiles and the map's colours: at most one push each 2 s while events arrive (their
+# values come from SQL; the map is restyled in place since session 5, so it could go faster).
+MAP_EVERY_S = 2.0
 SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
 # The feed: at most one browser update per 150 ms, on every page. (Half a second off the wall
