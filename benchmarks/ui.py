@@ -282,8 +282,10 @@ FEED_OBSERVER = """
     node.querySelectorAll('[data-event-id]').forEach(el => record(el, t));
   };
   feed.querySelectorAll('[data-event-id]').forEach(el => record(el, 0));
+  window.__feedUpdates = [];  // when the feed changed (to explain a probe never seen)
   new MutationObserver(mutations => {
     const t = performance.timeOrigin + performance.now();
+    window.__feedUpdates.push(t);
     for (const m of mutations) {
       if (m.type === 'attributes') scan(m.target, t);
       else m.addedNodes.forEach(n => scan(n, t));
@@ -497,7 +499,23 @@ def measure_events(
         redis.close()
     ids = list(sent)
     seen = page.evaluate("ids => ids.map(i => window.__seen.get(i) ?? null)", ids)
+    updates = [u / 1000 for u in page.evaluate("window.__feedUpdates")]
     page.close()
+    missed = []
+    for n, (i, t) in enumerate(zip(ids, seen, strict=True)):
+        if t:
+            continue
+        published = watch.seen.get(i)
+        # The longest pause in the feed's updates around the probe (a stalled page drops what
+        # arrived meanwhile from the 30 entries it shows).
+        around = [u for u in updates if sent[i] - 2 <= u <= sent[i] + 2]
+        gaps = [b - a for a, b in zip(around, around[1:], strict=False)]
+        missed.append(
+            f"#{n} sent at +{sent[i] - window_start:.1f} s, "
+            + (f"published +{(published - sent[i]) * 1000:.0f} ms" if published else "unpublished")
+            + f", feed updates within 2 s: {len(around)}, longest pause "
+            + f"{max(gaps, default=0) * 1000:.0f} ms"
+        )
     latencies = [(t / 1000 - sent[i]) * 1000 for i, t in zip(ids, seen, strict=True) if t]
     published = [(watch.seen[i] - sent[i]) * 1000 for i in ids if i in watch.seen]
     after_publish = [
@@ -509,6 +527,7 @@ def measure_events(
         "sent": len(ids),
         "seen": len(latencies),
         "latencies_ms": latencies,
+        "missed": missed,
         "published": len(published),
         "publish_ms": published,
         "after_publish_ms": after_publish,
@@ -911,7 +930,8 @@ def report(
             rows.append(
                 (
                     f"  of which XADD->worker published, {events['published']}/{events['sent']}",
-                    f"p50 {statistics.median(pub):.0f} / p95 {pct(pub, 95):.0f} ms",
+                    f"p50 {statistics.median(pub):.0f} / p95 {pct(pub, 95):.0f} / max "
+                    f"{max(pub):.0f} ms",
                     "",
                     "",
                 )
@@ -1064,6 +1084,8 @@ def report(
                 f"max {max(ttfb):.0f} ms; the last ends at {max(p['end'] for p in posts):.0f} ms"
             )
     if events:
+        for line in events.get("missed", []):
+            print(f"probe never seen in the feed: {line}")
         if lat:
             print(
                 "event->feed latencies (ms), sorted: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -280,29 +281,43 @@ def _chart(
     return sources.figure(key, lambda: draw(sources, area, period, lang, key[4]))
 
 
-def warm_figures(sources: Any) -> int:
+def warm_figures(sources: Any, pace: Callable[[float], None] | None = None) -> int:
     """Prepare the charts of the district and each town for this year, in Chinese, their
     headline figures, and the district's map values.
 
     These are the views leaders switch between; with them ready, choosing a town answers
-    from memory instead of building a dozen figures at the moment of the click.
+    from memory instead of building a dozen figures at the moment of the click. ``pace`` is
+    called after each figure with the seconds it took (the web's warmer sleeps there, so that
+    one pass does not hold the process's GIL for the second the pages are waiting on).
     """
     period = common.default_period(local_day(sources.now()))
     towns = sorted(code for code in sources.names().zh if len(code) == 9)
     done = 0
+
+    def step(refresh: Callable[..., None], key: Any, compute: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        refresh(key, compute)
+        if pace is not None:
+            pace(time.perf_counter() - started)
+
     # The map's values of the default metric over the district, which a leader's page shows.
     district = sources.area(None, None, None)
-    sources.refresh(*map_.grid_values_query(sources, district, period, DEFAULT_METRIC))
+    step(sources.refresh, *map_.grid_values_query(sources, district, period, DEFAULT_METRIC))
     for code in [None, *towns]:
         area = sources.area(code, None, None)
-        sources.refresh(*_kpi_query(sources, area, period))
+        step(sources.refresh, *_kpi_query(sources, area, period))
         # First the figures per child area the closure chart and the village table share.
-        sources.refresh_figure(
+        step(
+            sources.refresh_figure,
             ("children", area.code, period),
             lambda a=area: panels.children_figures(sources.engine, a, period),
         )
         for chart_id, draw in _chart_callbacks().items():
             key = (chart_id, area.code, period, "zh", False)
-            sources.refresh_figure(key, lambda d=draw, a=area: d(sources, a, period, "zh", False))
+            step(
+                sources.refresh_figure,
+                key,
+                lambda d=draw, a=area: d(sources, a, period, "zh", False),
+            )
             done += 1
     return done

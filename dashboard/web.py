@@ -292,6 +292,18 @@ class StaticCacheMiddleware:
         await self.app(scope, receive, with_policy)
 
 
+# The warmer works in slices of one figure (~5–30 ms) and rests WARM_REST times as long after
+# each: a pass of ~0.7 s of CPU held the GIL in one piece and a /wall load that met it took
+# 1.8–2.4 s instead of 0.7 (docs/performance.md, "Session 6").
+WARM_REST = 3.0
+WARM_REST_MAX_S = 0.5
+
+
+def warm_pace(took_s: float) -> None:
+    """Rest after one slice of the warmer's work, so the pages' requests run in between."""
+    time.sleep(min(WARM_REST_MAX_S, took_s * WARM_REST))
+
+
 def start_warmer(
     sources: Sources, every_s: float = 50.0, first: Callable[[], None] | None = None
 ) -> threading.Thread:
@@ -308,7 +320,7 @@ def start_warmer(
         time.sleep(5.0)  # let the server answer its first pages before warming
         while True:
             try:
-                warm_figures(sources)
+                warm_figures(sources, pace=warm_pace)
             except Exception:
                 log.exception("warming the charts failed; trying again later")
             time.sleep(every_s)

@@ -277,3 +277,48 @@ def test_the_district_map_layers_are_built_before_anyone_asks(
     counts = asyncio.run(fetch())
     sources.engine.dispose()
     assert counts["grids"] == 607 and 0 < counts["towns"] < counts["villages"] < 607
+
+
+def test_the_warmer_works_in_slices_and_leaves_every_view_ready(
+    seeded_url, embedded_redis_url, test_district, tmp_path
+):
+    """``warm_figures`` rests after each figure (``pace``), not after a whole pass: the web's
+    requests run between the slices. What it prepared is then served without a query."""
+    from callbacks import common
+    from callbacks.panels import _chart_callbacks, warm_figures
+    from dashboard import web
+    from dashboard.settings import Settings
+    from datasources.periods import local_day
+
+    settings = Settings(
+        database_url=seeded_url,
+        redis_url=embedded_redis_url,
+        district_code=test_district,
+        var_dir=tmp_path,
+    )
+    sources = web.build_sources(settings)
+    slices: list[float] = []
+    try:
+        charts_done = warm_figures(sources, pace=slices.append)
+        towns = [code for code in sources.names().zh if len(code) == 9]
+        areas = 1 + len(towns)
+        assert charts_done == areas * len(_chart_callbacks())
+        # One slice per value: the map's values, then per area its tiles, its children, charts.
+        assert len(slices) == 1 + areas * (2 + len(_chart_callbacks()))
+        assert all(0 <= s < 5 for s in slices)
+        period = common.default_period(local_day(sources.now()))
+        for code in [None, *towns]:
+            area = sources.area(code, None, None)
+            for chart_id in _chart_callbacks():
+                key = (chart_id, area.code, period, "zh", False)
+
+                def not_prepared() -> None:
+                    raise AssertionError(f"{key} was not prepared")
+
+                assert sources.figure(key, not_prepared)["data"] is not None
+    finally:
+        sources.engine.dispose()
+    # The web's pace: three times the slice's time, at most half a second.
+    started = time.perf_counter()
+    web.warm_pace(0.01)
+    assert 0.03 <= time.perf_counter() - started < 0.3
