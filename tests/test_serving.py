@@ -312,7 +312,7 @@ def test_the_warmer_works_in_slices_and_leaves_every_view_ready(
             for chart_id in _chart_callbacks():
                 key = (chart_id, area.code, period, "zh", False)
 
-                def not_prepared() -> None:
+                def not_prepared(key: tuple = key) -> None:
                     raise AssertionError(f"{key} was not prepared")
 
                 assert sources.figure(key, not_prepared)["data"] is not None
