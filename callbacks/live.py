@@ -46,7 +46,10 @@ from layouts.i18n import normal_lang, t
 log = logging.getLogger("wushi.live")
 
 FEED_SHOWN = 30
-# Feed entries kept first when more arrive in one flush than the feed shows.
+# Feed entries kept first when more arrive in one flush than the feed shows: a green-key call
+# (someone waiting for the secretary), a petition, an escalation; then the rest of the urgent
+# ones (other key presses, a call returned, a reopened ticket, a supervision item).
+FIRST_KINDS = frozenset({"ticket.escalated"})
 URGENT_PREFIXES = ("call.", "petition.")
 URGENT_KINDS = frozenset({"ticket.escalated", "ticket.reopened", "supervision.posted"})
 # The headline tiles and the map's colours: at most one push each 2 s while events arrive (their
@@ -121,16 +124,30 @@ def urgent(entry: dict[str, Any]) -> bool:
     return kind.startswith(URGENT_PREFIXES) or kind in URGENT_KINDS
 
 
+def rank(entry: dict[str, Any]) -> int:
+    """Return how soon a feed entry must be shown: 0 first (a green-key call, a petition, an
+    escalation), 1 the other urgent ones, 2 the routine ones."""
+    kind = str(entry.get("kind", ""))
+    if (
+        (kind == "call.key" and entry.get("key") == "call")
+        or kind.startswith("petition.")
+        or kind in FIRST_KINDS
+    ):
+        return 0
+    return 1 if urgent(entry) else 2
+
+
 def first_to_show(fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return the entries of one flush the feed shows, newest first.
 
     The feed holds FEED_SHOWN entries. When more arrive in one flush (a district at 200 events
-    a second sends about 30 per 150 ms), the urgent ones are kept first and the routine ones
-    (ticket stages, points, votes) fill the rest; the order stays newest first.
+    a second sends about 30 per 150 ms; after a pause of the worker, a few times that), the
+    green-key calls, petitions and escalations are kept first, then the other urgent ones, and
+    the routine ones (ticket stages, points, votes) fill the rest; the order stays newest first.
     """
     if len(fresh) <= FEED_SHOWN:
         return fresh
-    ranked = sorted(range(len(fresh)), key=lambda i: (not urgent(fresh[i]), i))
+    ranked = sorted(range(len(fresh)), key=lambda i: (rank(fresh[i]), i))
     keep = sorted(ranked[:FEED_SHOWN])
     return [fresh[i] for i in keep]
 

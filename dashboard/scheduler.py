@@ -23,6 +23,11 @@ from dashboard import metrics
 from dashboard.settings import Settings
 from datasources.live import LiveKeys, local_day, raise_alert, release_lock
 from datasources.models import Device, Ticket
+
+# Imported with the worker, not in the first minute's rollup job: importing it (pandas) there
+# held the worker's GIL for about a second while it consumed 200 events/s, and the feed of
+# every page paused (docs/performance.md, "Session 6").
+from datasources.rollups import rebuild_rollups
 from datasources.sla import DEFAULT_DEADLINES, Deadline, deadline_for
 from datasources.stream import publish
 
@@ -204,12 +209,7 @@ def mark_offline_devices(
 
 
 def rebuild_recent_rollups(engine: Engine, now: dt.datetime, deadlines=None) -> bool:
-    """Rebuild today's and yesterday's rollups; False if the rollup module is not there yet."""
-    try:
-        from datasources.rollups import rebuild_rollups
-    except ImportError:
-        log.debug("datasources.rollups is not available yet; skipping rollups")
-        return False
+    """Rebuild today's and yesterday's rollups (True once done)."""
     today = local_day(now)
     rebuild_rollups(engine, today - dt.timedelta(days=1), today, deadlines)
     return True

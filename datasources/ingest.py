@@ -255,7 +255,7 @@ def _store_calls(conn, by_kind, registry: Registry, delta: LiveDelta, out: Batch
         d = registry.devices[e.device]
         areas = (d.grid, d.village, d.town)
         delta.count(e.ts, areas, call_key_metric(e.key))
-        delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.key)))
+        delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.key), e.key))
         if e.key == "call":
             delta.zadd(keys.unanswered, e.id, e.ts.timestamp())
             delta.hset(keys.unanswered_info, e.id, call_info(*areas, e.device, e.ts))

@@ -260,10 +260,11 @@ def feed_entry(
     ts: dt.datetime,
     areas: Sequence[str | None],
     text: str,
+    key: str | None = None,
 ) -> dict[str, Any]:
-    """Build one live-feed entry."""
+    """Build one live-feed entry (``key``: the key a caller pressed, for a ``call.key``)."""
     grid, village, town = areas
-    return {
+    entry = {
         "_ts": ts.timestamp(),
         "id": event_id,
         "kind": kind,
@@ -273,6 +274,9 @@ def feed_entry(
         "town": town,
         "text": text[:80],
     }
+    if key is not None:
+        entry["key"] = key
+    return entry
 
 
 # Codes that appear as the detail of a feed line, in the words a person reads.
@@ -571,15 +575,22 @@ def _snapshot(
     feed: list[tuple[dt.datetime, dict[str, Any]]] = []
     outbox_ids = list(conn.scalars(select(LiveOutbox.id)))
 
-    def note(eid: str, kind: str, ts: dt.datetime, areas: tuple[Any, Any, Any], text: str) -> None:
-        feed.append((ts, feed_entry(eid, kind, ts, areas, text)))
+    def note(
+        eid: str,
+        kind: str,
+        ts: dt.datetime,
+        areas: tuple[Any, Any, Any],
+        text: str,
+        key: str | None = None,
+    ) -> None:
+        feed.append((ts, feed_entry(eid, kind, ts, areas, text, key)))
 
     c = CallEvent
     for eid, key, ts, grid, village, town in conn.execute(
         select(c.id, c.key, c.ts, c.grid_code, c.village_code, c.town_code).where(c.ts >= start)
     ):
         delta.count(ts, (grid, village, town), call_key_metric(key))
-        note(eid, "call.key", ts, (grid, village, town), kind_text("call.key", key))
+        note(eid, "call.key", ts, (grid, village, town), kind_text("call.key", key), key)
     for answered, grid, village, town in conn.execute(
         select(c.answered_at, c.grid_code, c.village_code, c.town_code).where(
             c.answered_at >= start

@@ -160,6 +160,34 @@ def test_a_flood_keeps_calls_and_escalations_in_the_feed_newest_first():
     assert first_to_show(fresh[:5]) == fresh[:5]
 
 
+def test_after_a_pause_green_key_calls_come_before_other_key_presses():
+    """A burst of 100 (the worker paused half a second at 200 events/s) with 40 key presses:
+    every green-key call and the petition stay in the 30 shown, thumbs and hang-ups fill in."""
+    from callbacks.live import FEED_SHOWN, first_to_show
+
+    fresh: list[dict[str, str]] = []
+    for i in range(100):  # newest first
+        if i % 5 == 0:
+            entry = {"kind": "call.key", "key": "call"}  # 20 green-key calls
+        elif i % 5 == 1:
+            entry = {"kind": "call.key", "key": "satisfied" if i % 2 else "hangup"}
+        else:
+            entry = {"kind": "device.heartbeat"}
+        fresh.append({"id": str(i), **entry})
+    fresh[63] = {"id": "63", "kind": "petition.filed"}
+    shown = first_to_show(fresh)
+    assert len(shown) == FEED_SHOWN
+    ids_shown = {e["id"] for e in shown}
+    green = {e["id"] for e in fresh if e.get("key") == "call"}
+    assert green | {"63"} <= ids_shown  # all 20 green-key calls and the petition
+    others = [e for e in shown if e["kind"] == "call.key" and e.get("key") != "call"]
+    assert len(others) == FEED_SHOWN - 21  # the newest other key presses fill the rest
+    assert [e["id"] for e in others] == [
+        e["id"] for e in fresh if e["kind"] == "call.key" and e.get("key") != "call"
+    ][: len(others)]
+    assert [int(e["id"]) for e in shown] == sorted(int(e["id"]) for e in shown)
+
+
 def test_open_tallies_answer_every_area_from_one_read(redis_url, test_district):
     from redis import Redis
 
