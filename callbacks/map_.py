@@ -24,15 +24,33 @@ def breaks_for(values: list[float]) -> list[float]:
     """Return up to six class breaks for seven colour classes.
 
     A break is the lowest value of its class (a value is in class k if it is at least
-    breaks[k - 1]); breaks are quantiles, so each class holds about as many grids, and
-    repeated values (many grids at 100%) collapse into one class instead of splitting.
+    breaks[k - 1]). A value that a seventh of the grids or more share (closure at 100 %, no
+    calls today) is a class of its own; the other values are split by quantiles into the
+    classes left, so each holds about as many grids. (Quantiles over all values made "<100"
+    and "≥100" of a year's closure rate: 92 % and 99.9 % in one colour.)
     """
-    data = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    data = np.sort(np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float))
     if data.size == 0:
         return []
-    qs = np.quantile(data, np.linspace(0, 1, CLASSES + 1)[1:-1], method="higher")
-    low = float(data.min())
-    return sorted({round(float(q), 4) for q in qs if q > low})
+    distinct, counts = np.unique(data, return_counts=True)
+    heavy = distinct[counts * CLASSES >= data.size]
+    rest = data[~np.isin(data, heavy)]
+    edges: set[float] = set()
+    for value in heavy:
+        edges.add(float(value))  # the class starts at the value...
+        above = distinct[distinct > value]
+        if above.size:
+            edges.add(float(above[0]))  # ...and the next value starts the next one
+    fixed = sorted(edges)
+    for free in range(CLASSES - len(heavy), 0, -1):
+        found = set(fixed)
+        if rest.size and free > 1:
+            qs = np.quantile(rest, np.linspace(0, 1, free + 1)[1:-1], method="higher")
+            found |= {float(q) for q in qs}
+        breaks = sorted({round(b, 4) for b in found if b > data[0]})
+        if len(breaks) < CLASSES:
+            return breaks
+    return sorted({round(b, 4) for b in fixed if b > data[0]})[: CLASSES - 1]
 
 
 def colors_for(breaks: list[float], palette: tuple[str, ...]) -> list[str]:

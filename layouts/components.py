@@ -239,9 +239,14 @@ def _swatch(color: str, text: str) -> str:
 
 
 def _short(value: float | None) -> str:
+    """Return a class bound as the legend shows it: 97.5 (a rate), 1,240 (points), 0.35."""
     if value is None:
         return ""
-    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
+    if value == int(value) or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2g}"
 
 
 STALE_STYLE = {
