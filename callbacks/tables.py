@@ -71,6 +71,9 @@ def ticket_frame(
     overdue = df["overdue_arrival"] | df["overdue_closure"]
     df["overdue"] = overdue.map({True: "Yes" if en else "是", False: ""})
     df["age_hours"] = df["age_hours"].round(1)
+    # Local time to the minute, as a person reads it ("2026-12-03 11:47"; the stored value is
+    # ISO with +08:00): still sorts as text, and the exports show what the table shows.
+    df["created_at"] = df["created_at"].astype(str).str.slice(0, 16).str.replace("T", " ")
     return df[[c for c, _ in TICKET_COLUMNS]]
 
 

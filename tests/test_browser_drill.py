@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -244,6 +245,9 @@ def test_exports_match_the_tables_and_the_tables_sort(site, page):
                 data = by_key[row[first]]
                 same = [_same(data[f], v) for f, v in zip(grid["fields"], row, strict=True)]
                 assert all(same), (table, kind, data, row)
+    # Created times read as local time to the minute, not ISO with an offset.
+    created = [r["created_at"] for r in _grid_data(page, "table-tickets")["rows"]]
+    assert created and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", c) for c in created)
     # Sorting: a click on a header orders the rows by that column (twice: the other way).
     for table, field in (("table-villages", "requests"), ("table-tickets", "created_at")):
         before = [r[field] for r in _grid_data(page, table)["rows"]]
