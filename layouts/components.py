@@ -21,7 +21,7 @@ from dash_extensions import Purify
 
 from datasources.periods import SHANGHAI
 from layouts import ids
-from layouts.i18n import alert_text, feed_text, t
+from layouts.i18n import alert_text, count_unit, feed_text, t
 
 # A 7-class sequential palette (ColorBrewer YlOrRd) and its reverse for "higher is better".
 PALETTE = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026")
@@ -49,13 +49,19 @@ def tile(label: str, value: str, unit: str = "", sub: str | None = None) -> str:
     return (
         f'<div class="tile"><div class="label">{escape(label)}</div>'
         f'<div class="value"><span>{escape(value)}</span>'
-        f'<span class="unit">{escape(unit)}</span></div>{sub_html}</div>'
+        f'<span class="unit">{escape(count_unit(value, unit))}</span></div>{sub_html}</div>'
     )
 
 
 def html_block(box_id: str, html_id: str, class_name: str, text: str = "") -> html.Div:
     """Return the element with a block's DOM id, holding the one component callbacks write."""
     return html.Div(Purify(id=html_id, html=text, className=class_name), id=box_id)
+
+
+def _count(n: Any, unit_key: str, lang: str) -> str:
+    """Return a count with its unit, e.g. "157 人次", "1 person"."""
+    shown = fmt_number(n)
+    return f"{shown} {count_unit(shown, t(unit_key, lang))}"
 
 
 def change_text(change: float | None, lang: str) -> str:
@@ -82,7 +88,7 @@ def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
             t("closure_rate", lang),
             fmt_rate(k["closure_rate"], 2),
             "%",
-            f"{t('closed', lang)} {fmt_number(k['closed'])} {t('u_tickets', lang)}",
+            f"{t('closed', lang)} {_count(k['closed'], 'u_tickets', lang)}",
         ),
         tile(t("on_time_rate", lang), fmt_rate(k["on_time_rate"]), "%"),
         tile(t("satisfaction_rate", lang), fmt_rate(k["satisfaction_rate"]), "%"),
@@ -103,7 +109,7 @@ def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
                     t(f"petitions_{level}", lang),
                     fmt_number(p["batches"]),
                     t("u_batches", lang),
-                    f"{fmt_number(p['persons'])} {t('u_persons', lang)} · "
+                    f"{_count(p['persons'], 'u_persons', lang)} · "
                     f"{change_text(p['batches_change'], lang)}",
                 )
             )

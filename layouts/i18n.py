@@ -192,6 +192,24 @@ def t(key: str, lang: str = "zh") -> str:
     return en if lang == "en" else zh
 
 
+# English count units for a count of one ("1 batch", not "1 batches"); Chinese has no plural.
+SINGULAR = {
+    "tickets": "ticket",
+    "batches": "batch",
+    "persons": "person",
+    "points": "point",
+    "calls": "call",
+    "items": "item",
+    "devices": "device",
+    "posts": "post",
+}
+
+
+def count_unit(value_text: str, unit: str) -> str:
+    """Return ``unit`` for a count shown as ``value_text`` (singular after "1" in English)."""
+    return SINGULAR.get(unit, unit) if value_text == "1" else unit
+
+
 def normal_lang(value: str | None) -> str:
     """Return ``en`` or ``zh`` for any input (Chinese is the default)."""
     return "en" if value == "en" else "zh"
