@@ -10,7 +10,7 @@ from typing import Any
 
 from dash.exceptions import PreventUpdate
 
-from dashboard.auth import CURRENT_USER, SessionUser, clamp_area
+from dashboard.auth import CURRENT_ADDRESS, CURRENT_USER, SessionUser, clamp_area
 from datasources.kpi import AreaRef, UnknownArea
 from datasources.periods import Period, local_day
 
@@ -36,6 +36,11 @@ def user() -> SessionUser:
     if current is None:
         raise PreventUpdate
     return current
+
+
+def address() -> str | None:
+    """Return the client's address of this request or socket (for audit entries)."""
+    return CURRENT_ADDRESS.get()
 
 
 def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:

@@ -145,6 +145,7 @@ def register(app: Any, sources: Any) -> None:
             sources.engine,
             action="export",
             username=user.username,
+            address=common.address(),
             area_code=area.code,
             detail={"table": table_id, "format": kind, "rows": len(df), "filters": filters or {}},
         )

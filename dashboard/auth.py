@@ -50,6 +50,7 @@ from datasources.scope import allowed as scope_allows
 from datasources.users import hash_password, verify_password
 
 __all__ = [
+    "CURRENT_ADDRESS",
     "CURRENT_USER",
     "COOKIE_NAME",
     "AuthMiddleware",
@@ -123,6 +124,9 @@ class SessionUser:
 
 
 CURRENT_USER: ContextVar[SessionUser | None] = ContextVar("wushi_current_user", default=None)
+# The client's address of the current request or socket (X-Forwarded-For from trusted proxies
+# only), for the audit entries callbacks write (an export).
+CURRENT_ADDRESS: ContextVar[str | None] = ContextVar("wushi_current_address", default=None)
 
 
 class SessionStoreUnavailable(RuntimeError):
@@ -872,12 +876,14 @@ class AuthMiddleware:
                 await _forbid(scope, receive, send, 403, DISTRICT_ONLY)
                 return
         reset = CURRENT_USER.set(user)
+        reset_address = CURRENT_ADDRESS.set(client_address(scope, self._proxies))
         try:
             if scope["type"] == "websocket" and user is not None:
                 await self._guarded_socket(scope, receive, send, user)
             else:
                 await self.app(scope, receive, send)
         finally:
+            CURRENT_ADDRESS.reset(reset_address)
             CURRENT_USER.reset(reset)
 
     def _kiosk_cookie(self, scope: ASGIScope, token: str) -> tuple[bytes, bytes]:

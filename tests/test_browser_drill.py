@@ -274,6 +274,7 @@ def test_exports_match_the_tables_and_the_tables_sort(site, page):
     log = entries(engine, username="admin", action="export", limit=10)
     engine.dispose()
     assert len(log) == 4 and {e.area_code for e in log} == {site.district}
+    assert {e.address for e in log} == {"127.0.0.1"}  # who exported, from where
     assert sorted((e.detail["table"], e.detail["format"], e.detail["rows"]) for e in log) == sorted(
         (t, k, counts[t]) for t in counts for k in ("csv", "xlsx")
     )
