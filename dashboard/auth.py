@@ -862,8 +862,8 @@ class AuthMiddleware:
             if user.kiosk:
                 body = None
                 if scope["type"] == "http" and path == DASH_CALLBACK_PATH:
-                    body = await _read_body(receive, MAX_CALLBACK_BODY)
-                    receive = _replay(body or b"", receive)
+                    body = await read_body(receive, MAX_CALLBACK_BODY)
+                    receive = replay_body(body or b"", receive)
                 status = kiosk_refusal(scope["type"], scope.get("method", "GET"), path, body)
                 if status:
                     await _forbid(scope, receive, send, status, KIOSK_ONLY_WALL)
@@ -1058,7 +1058,7 @@ def _kiosk_param(scope: ASGIScope) -> bool:
     return any(k == "kiosk" for k, _ in parse_qsl(query, keep_blank_values=True))
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
+async def read_body(receive: Receive, limit: int) -> bytes | None:
     """Read a request body of at most ``limit`` bytes (None when larger or cut off)."""
     body = bytearray()
     while True:
@@ -1072,7 +1072,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return bytes(body)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """Return a ``receive`` that hands the app the body already read, then the real one."""
     pending = True
 

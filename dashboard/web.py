@@ -251,6 +251,45 @@ def add_routes(server: FastAPI, sources: Sources) -> Callable[[], None]:
     return prepare_district
 
 
+class KnownCallbackMiddleware:
+    """Answer a callback request naming no server callback with 400, not Dash's 500.
+
+    Dash looks the request's ``output`` up in its callback map and fails with a KeyError (a
+    500 and a stack trace in the log) for an output it does not know or one a clientside
+    callback fills in the browser. Only a forged or stale request does that.
+    """
+
+    def __init__(self, app: Any, callbacks: Callable[[], MutableMapping[str, Any]]) -> None:
+        self.app = app
+        self._callbacks = callbacks
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        from starlette.responses import JSONResponse
+
+        from dashboard.auth import DASH_CALLBACK_PATH, MAX_CALLBACK_BODY, read_body, replay_body
+
+        if scope["type"] != "http" or scope["path"] != DASH_CALLBACK_PATH:
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive, MAX_CALLBACK_BODY)
+        problem = None
+        if body is None:
+            problem = (413, "callback request too large")
+        else:
+            try:
+                output = json.loads(body).get("output")
+            except (ValueError, AttributeError):
+                output = None
+            known = self._callbacks().get(output) if isinstance(output, str) else None
+            if not known or "callback" not in known:
+                problem = (400, "no such server callback")
+        if problem is not None:
+            log.warning("refused a callback request: %s", problem[1])
+            await JSONResponse({"error": problem[1]}, status_code=problem[0])(scope, receive, send)
+            return
+        await self.app(scope, replay_body(body or b"", receive), send)
+
+
 class StaticCacheMiddleware:
     """Let browsers keep versioned static files for a year (``immutable``).
 
@@ -345,6 +384,7 @@ def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool =
     register_websocket_hooks(settings=settings, engine=sources.engine, redis=sources.redis)
     app = create_app(settings, sources, server=server)
     instrument_callbacks(app)
+    server.add_middleware(KnownCallbackMiddleware, callbacks=lambda: app.callback_map)
     server.add_middleware(StaticCacheMiddleware)
     # Level 5: nearly the size of level 9 at a fraction of the CPU (the Plotly bundle is 4.7 MB).
     server.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)

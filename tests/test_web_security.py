@@ -213,3 +213,36 @@ def test_the_map_geometry_is_cut_to_the_officials_town(site):
     assert codes and all(c.startswith(site["own"]) for c in codes)
     phones = [f["properties"].get("leader_phone") or "" for f in grids["features"]]
     assert all(re.fullmatch(r"\d{3}\*{4}\d{4}", p) for p in phones if p)
+
+
+def test_a_request_naming_no_server_callback_is_refused_with_400(site):
+    """A forged or stale callback request gets a 400, not Dash's 500 and a stack trace."""
+    with _login(site["base"]) as client:
+        callbacks = _callbacks(client)
+        in_browser = [cb for cb in callbacks if cb.get("clientside_function")]
+        on_server = [
+            cb
+            for cb in callbacks
+            if not cb.get("clientside_function")
+            and any(dep["id"] == "filters-store" for dep in cb["inputs"])
+        ]
+        assert in_browser and on_server
+        filters = {"town": site["own"]}
+        for callback in in_browser:
+            response = client.post("/_dash-update-component", json=_forge(callback, filters))
+            assert response.status_code == 400, (callback["output"][:120], response.text[:200])
+            assert response.json() == {"error": "no such server callback"}
+        unknown = {**_forge(on_server[0], filters), "output": "no-such-id.children"}
+        assert client.post("/_dash-update-component", json=unknown).status_code == 400
+        for body in (b"{not json", b"[]", b'{"output": 7}'):
+            response = client.post(
+                "/_dash-update-component",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 400, body
+        # The same requests for a server callback are answered as before.
+        response = client.post("/_dash-update-component", json=_forge(on_server[0], filters))
+        assert response.status_code in (200, 204)
+    # Without a login the auth wall answers first.
+    assert httpx.post(f"{site['base']}/_dash-update-component", json={}).status_code == 401
