@@ -362,7 +362,7 @@ def wall(ctx: PageContext) -> html.Div:
                             bounds=ctx.map_bounds,
                             tile_url=ctx.tile_url,
                             dark=True,
-                            size=(930, 860),
+                            size=(930, 820),
                         ),
                         grid_style(ctx.hideout),
                         html_block(ids.LEGEND, ids.LEGEND_HTML, "legend"),
