@@ -29,9 +29,10 @@ from sqlalchemy import select
 from dashboard.scheduler import refresh_figures
 from datasources.db import make_engine
 from datasources.kpi import kpi, resolve_area
-from datasources.models import Device, Town
+from datasources.models import Device, Town, Village
 from datasources.periods import SHANGHAI, Period
 from datasources.users import add_user
+from layouts.components import fmt_number, fmt_rate
 
 PASSWORD = "browser-test-pw"
 pytestmark = pytest.mark.parametrize("history_url", ["sqlite"], indirect=True)
@@ -212,32 +213,72 @@ def test_headline_tiles_and_map_follow_events_over_the_socket(stack):
 
 
 def test_choosing_a_town_changes_the_panels_to_that_town(stack):
-    """Choosing 洪集镇 shows 洪集镇's figures, the same as `wushi kpi` for that town."""
+    """Choosing 洪集镇 in the dropdown turns every panel of / to 洪集镇: the title, the headline
+    tiles (the same figures as `wushi kpi` for that town), the charts, both tables, the map's
+    focus and the shareable URL."""
     engine = make_engine(stack.database_url)
     with engine.connect() as conn:
         town = conn.scalar(select(Town.code).where(Town.name == "洪集镇"))
+        villages = set(conn.scalars(select(Village.name).where(Village.town_code == town)))
     today = dt.datetime.now(SHANGHAI).date()
     period = Period(dt.date(today.year, 1, 1), today)
     expected = kpi(engine, resolve_area(engine, town=town), period, dt.datetime.now(dt.UTC))
     district = kpi(engine, resolve_area(engine), period, dt.datetime.now(dt.UTC))
     engine.dispose()
+    tiles = [
+        fmt_number(expected["requests"]),
+        fmt_rate(expected["closure_rate"], 2),
+        fmt_rate(expected["on_time_rate"]),
+        fmt_rate(expected["satisfaction_rate"]),
+    ]
+    assert expected["requests"] < district["requests"]
     with browser_context(1366, 1024) as context:
         page = context.new_page()
         login(page, stack.base, "wall-admin", PASSWORD)
         page.goto(f"{stack.base}/")
-        first = lambda: page.evaluate(  # noqa: E731
-            "(document.querySelector('#kpi-tiles .tile .value span')||{}).textContent"
-        )
-        wait_for(page, "document.querySelector('#kpi-tiles .tile .value span')")
-        assert first().replace(",", "") == str(district["requests"])
-        page.goto(f"{stack.base}/?town={town}")
+        first = "(document.querySelector('#kpi-tiles .tile .value span')||{}).textContent"
+        wait_for(page, f"{first} === '{district['requests']:,}'", 30)
+        wait_for(page, "document.querySelectorAll('#grid-map path.grid-cell').length === 607", 30)
+        page.click("#filter-town")
+        page.click(f".dash-dropdown-option:has(input[value='{town}'])")
         wait_for(page, "(document.getElementById('area-title')||{}).textContent.includes('洪集镇')")
+        shown = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and shown != tiles:
+            shown = page.evaluate(
+                "Array.from(document.querySelectorAll('#kpi-tiles .tile .value span:first-child'))"
+                ".slice(0, 4).map(e => e.textContent)"
+            )
+            time.sleep(0.1)
+        assert shown == tiles, (shown, tiles)
+        assert f"town={town}" in page.evaluate("location.search")
+        # The charts: the closure bars name the town's villages, the monthly requests add up
+        # to the town's requests.
+        chart = "document.querySelector('[id*=\"{}\"] .js-plotly-plot')"
         wait_for(
             page,
-            "(document.querySelector('#kpi-tiles .tile .value span')||{}).textContent === "
-            f"'{expected['requests']:,}'",
+            f"({chart.format('chart-closure')}.data[0] || {{}}).y && "
+            f"{chart.format('chart-closure')}.data[0].y.every(n => {json.dumps(sorted(villages))}"
+            ".includes(n))",
         )
-        assert expected["requests"] < district["requests"]
+        monthly = page.evaluate(f"{chart.format('chart-requests')}.data[0].y")
+        assert sum(monthly) == expected["requests"]
+        # Both tables: the villages' figures are the town's villages, the open tickets lie in it.
+        rows = (
+            '(() => {{ const r = []; dash_ag_grid.getApi(\'{{"n":0,"table":"{}"}}\')'
+            ".forEachNode(n => r.push(n.data)); return r; }})()"
+        )
+        wait_for(
+            page,
+            f"{rows.format('table-villages')}.length > 0 && "
+            f"{rows.format('table-villages')}.every(r => {json.dumps(sorted(villages))}"
+            ".includes(r.name))",
+        )
+        tickets = page.evaluate(rows.format("table-tickets"))
+        assert tickets and {r["village"] for r in tickets} <= villages
+        # The map: the town is in focus (the others dimmed), nothing of it drawn anew.
+        wait_for(page, f"(window.wushiHideout || {{}}).focus === '{town}'")
+        assert page.evaluate("document.querySelectorAll('#grid-map path.grid-cell').length") == 607
 
 
 def test_the_language_switch_changes_the_labels(stack):
