@@ -530,6 +530,15 @@ def measure_events(
         "missed": missed,
         "published": len(published),
         "publish_ms": published,
+        # When the worker's slowest publishes happened (s into the window), to tell a periodic
+        # pause (a scheduler job) from a one-off.
+        "slow_publishes": sorted(
+            (
+                (round(sent[i] - window_start, 1), round((watch.seen[i] - sent[i]) * 1000))
+                for i in ids
+                if i in watch.seen and watch.seen[i] - sent[i] > 0.1
+            ),
+        ),
         "after_publish_ms": after_publish,
         "messages": watch.messages,
         "stream_rate": added / window if window else 0.0,
@@ -1086,6 +1095,11 @@ def report(
     if events:
         for line in events.get("missed", []):
             print(f"probe never seen in the feed: {line}")
+        if events.get("slow_publishes"):
+            print(
+                "publishes over 100 ms (s into the window: ms): "
+                + ", ".join(f"+{at:g}: {ms}" for at, ms in events["slow_publishes"])
+            )
         if lat:
             print(
                 "event->feed latencies (ms), sorted: "

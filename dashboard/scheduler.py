@@ -24,9 +24,8 @@ from dashboard.settings import Settings
 from datasources.live import LiveKeys, local_day, raise_alert, release_lock
 from datasources.models import Device, Ticket
 
-# Imported with the worker, not in the first minute's rollup job: importing it (pandas) there
-# held the worker's GIL for about a second while it consumed 200 events/s, and the feed of
-# every page paused (docs/performance.md, "Session 6").
+# Imported with the worker, not in the first minute's rollup job: importing it (pandas, ~0.3 s)
+# there holds the GIL beside the consumer loop while events arrive.
 from datasources.rollups import rebuild_rollups
 from datasources.sla import DEFAULT_DEADLINES, Deadline, deadline_for
 from datasources.stream import publish

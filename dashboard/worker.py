@@ -111,16 +111,41 @@ class Worker:
         self.clock = clock
         self.live = LiveState(redis, settings.district_code, GROUP)
         self.registry: Registry | None = None
+        self._reloading = threading.Event()  # a background reload of the registry under way
         self.totals = BatchStats()
 
     # --- setup -------------------------------------------------------------------------------
 
     def refresh_registry(self, force: bool = False) -> Registry:
-        """Reload the registry if it is older than the refresh interval (or if forced)."""
-        age = time.monotonic() - (self.registry.loaded_at if self.registry else 0)
-        if self.registry is None or force or age > self.settings.registry_refresh_s:
+        """Return the registry, reloaded now if there is none or ``force``; one older than the
+        refresh interval is reloaded in a background thread and swapped in when ready.
+
+        Loading it (23,000 callers, 74,000 households) takes ~0.2 s, 0.3–0.6 s under load: in
+        the consumer loop that paused every page's feed once a minute. The loop keeps the old
+        registry meanwhile; an unknown code still forces a reload before it is dead-lettered.
+        """
+        if self.registry is None or force:
             self.registry = load_registry(self.engine, self.settings.district_code)
+            return self.registry
+        age = time.monotonic() - self.registry.loaded_at
+        if age > self.settings.registry_refresh_s and not self._reloading.is_set():
+            self._reloading.set()
+            threading.Thread(
+                target=self._reload_registry, name="wushi-registry", daemon=True
+            ).start()
         return self.registry
+
+    def _reload_registry(self) -> None:
+        try:
+            # One assignment: the loop sees the old registry or the whole new one.
+            self.registry = load_registry(self.engine, self.settings.district_code)
+        except Exception:
+            log.exception("reloading the registry failed; keeping the one loaded before")
+            if self.registry is not None:
+                # Try again after another interval, not on the next batch.
+                self.registry.loaded_at = time.monotonic()
+        finally:
+            self._reloading.clear()
 
     def start(self) -> None:
         """Create the group, rebuild missing live state and apply left-over outbox rows."""

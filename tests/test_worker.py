@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -235,6 +236,43 @@ def test_the_same_event_twice_is_stored_once(pipeline, seeded_engine):
     assert count(seeded_engine, TicketEvent) == 2
     counts = read_counts(redis, f.district, local_day(dt.datetime.now(dt.UTC)))
     assert counts["petitions"] == 1 and counts["requests"] == 1 and counts["closed"] == 1
+
+
+def test_an_old_registry_is_reloaded_beside_the_loop_not_in_it(
+    pipeline, seeded_engine, monkeypatch
+):
+    """The minute's reload of the registry (~0.2-0.6 s) runs in a thread: the batch that finds
+    it old is stored at once with the registry it has, and the new one is swapped in after."""
+    from dashboard import worker as worker_module
+
+    worker, _redis, f = pipeline
+    old = worker.registry
+    assert old is not None and old.devices
+    started, release = threading.Event(), threading.Event()
+    real = worker_module.load_registry
+
+    loads: list[str] = []
+
+    def held_load(engine, district):
+        loads.append(district)
+        started.set()
+        release.wait(10)
+        return real(engine, district)
+
+    monkeypatch.setattr(worker_module, "load_registry", held_load)
+    old.loaded_at -= worker.settings.registry_refresh_s + 1
+    began = time.perf_counter()
+    send(worker, [f.petition()])
+    assert time.perf_counter() - began < 5  # not waiting for the held reload
+    assert started.wait(5) and worker.registry is old
+    assert count(seeded_engine, Petition) == 1
+    send(worker, [f.petition()])  # a second old-registry batch starts no second reload
+    release.set()
+    deadline = time.monotonic() + 10
+    while worker.registry is old and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker.registry is not old and worker.registry.devices == old.devices
+    assert count(seeded_engine, Petition) == 2 and len(loads) == 1
 
 
 def test_a_mixed_batch_stores_the_valid_and_dead_letters_the_rest(pipeline, seeded_engine):
