@@ -260,18 +260,18 @@ class KnownCallbackMiddleware:
     """
 
     def __init__(self, app: Any, callbacks: Callable[[], MutableMapping[str, Any]]) -> None:
+        from dashboard import auth
+
         self.app = app
         self._callbacks = callbacks
+        self._auth = auth  # the callback path, the body limit and its reader, shared with it
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        from starlette.responses import JSONResponse
-
-        from dashboard.auth import DASH_CALLBACK_PATH, MAX_CALLBACK_BODY, read_body, replay_body
-
-        if scope["type"] != "http" or scope["path"] != DASH_CALLBACK_PATH:
+        auth = self._auth
+        if scope["type"] != "http" or scope["path"] != auth.DASH_CALLBACK_PATH:
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive, MAX_CALLBACK_BODY)
+        body = await auth.read_body(receive, auth.MAX_CALLBACK_BODY)
         problem = None
         if body is None:
             problem = (413, "callback request too large")
@@ -287,7 +287,7 @@ class KnownCallbackMiddleware:
             log.warning("refused a callback request: %s", problem[1])
             await JSONResponse({"error": problem[1]}, status_code=problem[0])(scope, receive, send)
             return
-        await self.app(scope, replay_body(body or b"", receive), send)
+        await self.app(scope, auth.replay_body(body or b"", receive), send)
 
 
 class StaticCacheMiddleware:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -35,6 +37,9 @@ from sqlalchemy import select
 from datasources.db import make_engine
 from datasources.models import Town
 from datasources.users import add_user
+
+if TYPE_CHECKING:
+    from dashboard.sources import Sources
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -233,6 +238,17 @@ def test_map_geometry_urls_are_versioned_per_area_and_kept_for_a_year(stack):
     assert httpx.get(f"{stack.base}/api/v1/grids.geojson?v={version}").status_code == 401
 
 
+def _seeded_sources(database_url: str, redis_url: str, district: str, var_dir: Path) -> Sources:
+    """The web's data sources on the session's seeded database (dispose of the engine)."""
+    from dashboard import web
+    from dashboard.settings import Settings
+
+    settings = Settings(
+        database_url=database_url, redis_url=redis_url, district_code=district, var_dir=var_dir
+    )
+    return web.build_sources(settings)
+
+
 def test_the_district_map_layers_are_built_before_anyone_asks(
     seeded_url, embedded_redis_url, test_district, tmp_path, monkeypatch
 ):
@@ -242,15 +258,8 @@ def test_the_district_map_layers_are_built_before_anyone_asks(
 
     from dashboard import web
     from dashboard.auth import CURRENT_USER, SessionUser
-    from dashboard.settings import Settings
 
-    settings = Settings(
-        database_url=seeded_url,
-        redis_url=embedded_redis_url,
-        district_code=test_district,
-        var_dir=tmp_path,
-    )
-    sources = web.build_sources(settings)
+    sources = _seeded_sources(seeded_url, embedded_redis_url, test_district, tmp_path)
     server = FastAPI()
     prepare = web.add_routes(server, sources)
     prepare()
@@ -287,16 +296,9 @@ def test_the_warmer_works_in_slices_and_leaves_every_view_ready(
     from callbacks import common
     from callbacks.panels import _chart_callbacks, warm_figures
     from dashboard import web
-    from dashboard.settings import Settings
     from datasources.periods import local_day
 
-    settings = Settings(
-        database_url=seeded_url,
-        redis_url=embedded_redis_url,
-        district_code=test_district,
-        var_dir=tmp_path,
-    )
-    sources = web.build_sources(settings)
+    sources = _seeded_sources(seeded_url, embedded_redis_url, test_district, tmp_path)
     slices: list[float] = []
     try:
         charts_done = warm_figures(sources, pace=slices.append)
