@@ -26,7 +26,7 @@ def parse_search(search: str | None) -> dict[str, str]:
 
 
 def filters_search(filters: dict[str, Any], lang: str, metric: str | None = None) -> str:
-    """Return the query string that shares a view (CONTRACT.md section 4)."""
+    """Return the query string that shares a view (docs/contract.md, section 4)."""
     keys = {"town": "town", "village": "village", "grid": "grid", "start": "from", "end": "to"}
     params = {q: filters[k] for k, q in keys.items() if filters.get(k)}
     if metric and metric != DEFAULT_METRIC:

@@ -1,4 +1,4 @@
-"""The ingest API: ``POST /api/v1/events`` (CONTRACT.md section 2) as a FastAPI router.
+"""The ingest API: ``POST /api/v1/events`` (docs/contract.md, section 2) as a FastAPI router.
 
 The lead includes the router into the Dash app's FastAPI server; nothing is built at import.
 """

@@ -1,4 +1,4 @@
-"""The ``wushi`` command line (CONTRACT.md section 3)."""
+"""The ``wushi`` command line (docs/contract.md, section 3)."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def seed(
 @click.option("--town", help="Town code.")
 @click.option("--village", help="Village code.")
 @click.option("--grid", help="Grid code.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON object of CONTRACT.md.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @click.pass_context
 def kpi(
     ctx: click.Context,

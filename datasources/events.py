@@ -1,4 +1,4 @@
-"""The event schema of CONTRACT.md section 1: pydantic models, validation and referential checks.
+"""The event schema of docs/contract.md §1: pydantic models, validation and referential checks.
 
 Validation has two steps. ``parse_event`` checks one raw JSON value against the schema (types,
 ranges, the timestamp window); ``Registry.check`` then checks its references (grid, village,

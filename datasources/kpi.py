@@ -1,4 +1,4 @@
-"""The headline figures of DESIGN.md: one function per figure, for any period and area.
+"""The headline figures of docs/figures.md: one function per figure, for any period and area.
 
 Additive counts come from the daily rollups (``datasources.rollups``); the response-time
 percentiles come from the raw tickets (they do not add up); device figures are the callers'
@@ -47,7 +47,7 @@ class AreaRef:
     village_code: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        """Return the area as in CONTRACT.md's ``kpi`` output."""
+        """Return the area as in the ``kpi`` output (docs/contract.md)."""
         return {"level": self.level, "code": self.code, "name": self.name}
 
 
@@ -387,7 +387,7 @@ def devices(engine: Engine, area: AreaRef, now: dt.datetime) -> dict[str, int]:
 
 
 def kpi(engine: Engine, area: AreaRef, period: Period, now: dt.datetime) -> dict[str, Any]:
-    """Return every headline figure as the JSON object of CONTRACT.md section 3.
+    """Return every headline figure as the JSON object of docs/contract.md, section 3.
 
     One grid-rollup query and (above grid level) two village-rollup queries, this period's and
     the year before's petitions, serve every additive figure.

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.x typed models: the data model of DESIGN.md.
+"""SQLAlchemy 2.x typed models: the data model of the platform.
 
 Times are stored in UTC (``UTCDateTime`` makes them timezone-aware on every backend); days,
 weeks and years are cut in Asia/Shanghai by the queries. Area codes are denormalised onto the

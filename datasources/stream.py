@@ -1,4 +1,4 @@
-"""The Redis event stream: append validated events (the producer side of CONTRACT.md section 1)."""
+"""The Redis event stream: append validated events (the producer side of docs/contract.md §1)."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def change_text(change: float | None, lang: str) -> str:
 
 
 def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
-    """Return the headline tiles of DESIGN.md's table from a ``kpi()`` result."""
+    """Return the headline tiles of docs/figures.md from a ``kpi()`` result."""
     resp = k.get("response_minutes") or {}
     levels = k.get("resolution_levels") or {}
     petitions = k.get("petitions") or {}

@@ -1,6 +1,6 @@
 """Every component id, in one place, shared by layouts and callbacks.
 
-``LIVE_FEED`` and ``GRID_MAP`` are public DOM ids (CONTRACT.md section 4). Charts and tables
+``LIVE_FEED`` and ``GRID_MAP`` are public DOM ids (docs/contract.md, section 4). Charts and tables
 appear on some pages only, so their ids are patterns (``chart``/``table`` plus a slot number):
 a callback writing ``ALL`` slots of a chart simply has nothing to do on a page without it,
 where a plain id would be a "nonexistent object" error.

@@ -1,4 +1,4 @@
-"""The demo history: seeded through the CLI, it reproduces the 2022 figures of FACTS.md."""
+"""The demo history: seeded through the CLI, it reproduces the 2022 figures of docs/facts.md."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_children_add_up_to_their_parent(engine, district, town):
     assert set(children["level"]) == {"town"}
     totals = _kpi_totals(kpi(engine, district, Y2022, NOW))
     assert {name: int(children[name].sum()) for name in totals} == totals
-    assert totals["requests"] == 4424  # FACTS.md, so the sums above are not vacuous
+    assert totals["requests"] == 4424  # docs/facts.md, so the sums above are not vacuous
 
     row = children.set_index("code").loc[town.code]
     k = kpi(engine, town, Y2022, NOW)

@@ -2,7 +2,7 @@
 
 Two web processes share one port (the kernel hands each new connection to either); a login,
 a lockout and the live socket must work whichever process answers, and the log's ``pid`` field
-shows that both did. Also: /healthz as in CONTRACT.md, and the cache headers of versioned static
+shows that both did. Also: /healthz as in docs/contract.md, the cache headers of versioned static
 files and of the map's geometry.
 """
 

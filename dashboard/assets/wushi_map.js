@@ -1,6 +1,6 @@
 /* Map styling for dash-leaflet. hideout = {values: {code: number}, breaks: [...], colors: [...],
  * nodata, pulse: {code: 1}, selected, focus, stroke, lang, label, format}. Every grid polygon gets
- * the class `grid-cell` (CONTRACT.md section 4) and its grid code as `data-code`.
+ * the class `grid-cell` (docs/contract.md, section 4) and its grid code as `data-code`.
  *
  * The hideout arrives in the store `grid-style` (callbacks/map_.py, the live socket) and
  * `restyle` applies it to the polygons already drawn, in place: only the grids whose style

@@ -1,10 +1,10 @@
-"""The demo history: the raw rows the platform would have stored, calibrated to FACTS.md.
+"""The demo history: the raw rows the platform would have stored, calibrated to docs/facts.md.
 
 From the pilot (2021-09, three villages including 会馆回民村) through the district-wide roll-out
 (2022-05) up to ``now``, this generates one-key calls, tickets with every stage, the ticket event
 log, petitions, mediations, points, public-welfare posts and placements, supervision items with
 their votes and recent device heartbeats. Nothing here stores a total: the 2022 figures of
-FACTS.md come out of the rows because the generator draws exactly that many of each (at scale 1):
+docs/facts.md come out of the rows as the generator draws exactly that many of each (at scale 1):
 
 - 4,424 tickets created in 2022, 4,408 of them closed; satisfaction 98%;
 - 1,800 mediations; petitions at the district level -19.6% batches and -14.5% persons vs 2021,

@@ -1,7 +1,7 @@
 """Demo people and devices for a geography: staff by the "1+1+N" rule, households, callers.
 
 Everything is deterministic for a given seed and geography. Residents sum to the 7th-census
-population (216,229) and residents aged 60+ to 39,255 (FACTS.md); the urban communities are
+population (216,229) and residents aged 60+ to 39,255 (docs/facts.md); the urban communities are
 denser and younger than the villages, where the elderly stay behind.
 """
 
