@@ -19,8 +19,8 @@ def off_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run a plain callback in a worker thread instead of on the server's event loop.
 
     Dash's FastAPI backend runs a sync callback on the event loop itself: one that queries the
-    database stalls every open page's live socket meanwhile (seen under load, #7). The thread
-    gets a copy of the request's context (the logged-in user, Dash's ``ctx``).
+    database stalls every open page's live socket meanwhile (seen under load, docs/performance.md).
+    The thread gets a copy of the request's context (the logged-in user, Dash's ``ctx``).
     """
 
     @functools.wraps(fn)

@@ -53,13 +53,13 @@ FIRST_KINDS = frozenset({"ticket.escalated"})
 URGENT_PREFIXES = ("call.", "petition.")
 URGENT_KINDS = frozenset({"ticket.escalated", "ticket.reopened", "supervision.posted"})
 # The headline tiles and the map's colours: at most one push each 2 s while events arrive (their
-# values come from SQL; the map is restyled in place since session 5, so it could go faster).
+# values come from SQL; the map is restyled in place, so it could go faster).
 MAP_EVERY_S = 2.0
 SLOW_EVERY_S = 5.0  # alerts, open tickets and the freshness mark
 STALE_AFTER_S = 60
 # The feed: at most one browser update per 150 ms, on every page. (Half a second off the wall
 # cut the server's work under load but put the overview's event -> screen p95 at ~500 ms,
-# over #5's 250 ms target: docs/performance.md.)
+# over the 250 ms target: docs/performance.md.)
 FLUSH_S = 0.15
 TODAY_EVERY_S = 0.5  # today's tiles (counters): at most two updates a second
 SELECTION_EVERY_S = 1.0  # how often the page's filters and language are read back

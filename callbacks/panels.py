@@ -3,7 +3,7 @@
 One async callback does it all, its parts computed in parallel threads: Dash's FastAPI backend
 runs a plain (sync) callback on the event loop itself, which would make the page's requests
 wait for each other and hold up the live socket while a chart is computed. Why one callback
-and not one per panel: docs/performance.md, "Town switch" (#5).
+and not one per panel: docs/performance.md, "Town switch".
 """
 
 from __future__ import annotations

@@ -333,7 +333,7 @@ class StaticCacheMiddleware:
 
 # The warmer works in slices of one figure (~5–30 ms) and rests WARM_REST times as long after
 # each: a pass of ~0.7 s of CPU held the GIL in one piece and a /wall load that met it took
-# 1.8–2.4 s instead of 0.7 (docs/performance.md, "Session 6").
+# 1.8–2.4 s instead of 0.7 (docs/performance.md, "The warmer").
 WARM_REST = 3.0
 WARM_REST_MAX_S = 0.5
 

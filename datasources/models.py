@@ -474,7 +474,7 @@ __all__ = [
 ]
 
 
-# --- Live pipeline (issue #4): worker outbox and call-backs ----------------------------------
+# --- Live pipeline: worker outbox and call-backs -------------------------------------------
 
 
 class LiveOutbox(Base):
@@ -509,7 +509,7 @@ class CallReturn(Base):
 __all__ += ["CallReturn", "LiveOutbox"]
 
 
-# --- Kiosk tokens (issue #6): unattended wall screens -----------------------------------------
+# --- Kiosk tokens: unattended wall screens -------------------------------------------------
 
 
 class KioskToken(Base):

@@ -4,9 +4,9 @@ Tiles, feed entries, alerts and the legend are HTML text, escaped here and shown
 ``Purify`` component per block (``html_block``), not a Dash component per label, value and unit.
 Dash's renderer runs every component's store selector on each of its state changes (about
 sixty in a town switch, a few per live update) and mounts a wrapper for each new component:
-with 300 components on the overview, half of them in these blocks, that was the renderer's
-largest cost in the browser (docs/performance.md, "Town switch", session 5). The DOM is the
-same as before (``#kpi-tiles .tile .value span``, ``#live-feed [data-event-id]``).
+with 300 components on the overview, half of them in these blocks, that would be the renderer's
+largest cost in the browser (docs/performance.md, "Town switch"). The DOM is the
+one the tests and styles use (``#kpi-tiles .tile .value span``, ``#live-feed [data-event-id]``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 /*
- * Skip Dash's no-op RESET_COMPONENT_STATE actions (measured in docs/performance.md, #5).
+ * Skip Dash's no-op RESET_COMPONENT_STATE actions (docs/performance.md, "Town switch").
  *
  * Dash 4's renderer dispatches one RESET_COMPONENT_STATE per component each time a callback
  * replaces a component's children (in a useEffect of every newly rendered wrapper), to drop
@@ -7,7 +7,7 @@
  * but the reducer still returns a new object, so every dispatch makes Redux run the selector
  * of every component on the page: a town switch (84 new tiles) or one live-feed update
  * (120 new feed entries) cost ~100 k selector calls and hundreds of ms of main thread.
- * (Since session 5 tiles and feed entries are HTML in one component per block, so there are
+ * (Tiles and feed entries are HTML, one component per block (layouts/components.py): there are
  * far fewer such resets; a page's first render and a language switch still cause them.)
  *
  * This wraps the store's dispatch and drops such an action when no key of layoutHashes starts
