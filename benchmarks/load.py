@@ -1,7 +1,8 @@
 """Load: N tablet users changing filters and M wall screens on live updates, on the real stack.
 
     .venv/bin/python benchmarks/load.py [--db URL] [--tablets 100] [--walls 20] [--rate 200]
-        [--duration 120] [--warmup 20] [--web-workers 1] [--browser-walls 0] [--json FILE]
+        [--duration 120] [--warmup 20] [--web-workers 1] [--browser-walls 0]
+        [--browser-tablets 0] [--json FILE]
 
 What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
 
@@ -16,8 +17,11 @@ What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
   ``MessagePort.postMessage`` (the ``callback_request`` the renderer hands to Dash's
   SharedWorker for the WebSocket). Ordinary callbacks go over HTTP; only the persistent live
   callback goes over the WebSocket (``/_dash-ws-callback``).
-- **Each simulated page replays that protocol** (a small Dash renderer): it keeps the page's
-  prop values, and when a prop changes (a user's choice, a callback's answer, or a ``set_props``
+- **Each simulated page replays that protocol** (a small Dash renderer): it keeps its own
+  prop values, from its own answers only: it loads the app's layout, sends the router
+  callback, takes its own user's page from the answer (a town official's pinned town and
+  village choices), runs the clientside filters on it, then sends the page's callbacks. When a
+  prop changes (a user's choice, a callback's answer, or a ``set_props``
   pushed over the socket) it POSTs every server callback that has the prop as an input, with
   the captured request as the template and the page's current values filled in, exactly as the
   renderer would; answers update the props and fire the next callbacks in the chain. Each page
@@ -29,27 +33,42 @@ What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
   page's props), and the wall's rotation (every 20 s the metric and highlighted town change,
   from the page's ``wall-rotation`` data, as the clock-driven JavaScript does), which fires the
   map callback. A callback already in flight for
-  a page is sent again once it returns, with the newest values (triggers meanwhile merged).
+  a page is sent again once it returns, with the newest values (triggers meanwhile merged). A
+  server callback the dependency graph says a change triggers on the page but that was never
+  captured (``prevent_initial_call``, a lazily loaded panel, a callback over the WebSocket)
+  cannot be replayed: it is an error, so the run fails rather than leave it out of the figures.
 - **N tablet users** (``--tablets``; ``--town-share`` of them are town officials, the rest
   district leaders), each logged in through ``POST /login`` with its own account and cookie,
   load ``/`` (HTML, layout, dependencies, the page's initial callbacks) and then, after a think
-  time (``--think``, seconds), change a filter: a town (district users), a village of the town
-  shown, or the period (this year, last year, the last 30 days, last year to date), and wait
-  for every callback of the chain.
+  time (``--think``, seconds), change a filter, the kinds in turn: a town (district users), a
+  village among those the page offers, or the period (this year, last year, the last 30 days,
+  last year to date), never the value already shown. A period is typed into the date picker's
+  two inputs, and the picker sends each date as soon as it is set: two chains, the start (with
+  the old end) and ``PICK_GAP_S`` later the end, as ``--browser-tablets`` shows it does. Each
+  change is timed from its (last) step to the last answer of its chain: not the drawing.
+- **K Chromium tablets** (``--browser-tablets``, K of the N): real pages of ``/``, each in its
+  own browser context and login, with the same share of town officials, making the same kinds
+  of choice with the real dropdowns and date inputs, timed to the last answer (network) and to
+  the last panel drawn (``benchmarks/ui.py``'s hooks). The replayed tablets' p95 to the last
+  answer must be within 20 % or 50 ms of theirs, or the run fails.
 - **M wall screens** (``--walls``): pages of ``/wall`` replayed as above (a wall account, one
   session each). Chromium ×20 at 200 events/s would need several cores for the browsers alone
   (one wall page keeps most of a core busy, see docs/performance.md), so walls speak Dash's
-  socket protocol; ``--browser-walls K`` makes K of them real Chromium pages (one browser, K
-  tabs, measured in the DOM) as a cross-check.
+  socket protocol; ``--browser-walls K`` makes K of them real Chromium pages (one browser, each
+  tab in its own context and login, measured in the DOM) as a cross-check.
 - **Event to screen**: a ``call.key`` probe event for a real device is published every
   ``--probe-every`` seconds through the producer path; its latency on a wall is the time from
   just before the XADD to the socket message (or, on a Chromium wall, the DOM mutation) that
   first carries its ``data-event-id`` in ``#live-feed``.
 
 Reported: p50/p95 of callback latency (per kind and per trigger: filter changes, live pushes,
-page loads, rotation), of a whole filter change (first request to last answer of the chain),
-of event → screen; errors (HTTP status >= 400, timeouts, socket closes, callback errors, error
-lines in the servers' logs, dead letters; target none); RSS and CPU of web, worker, Redis,
+page loads, rotation; 200 answers only, 204s and answers with ``no_update`` parts counted
+apart), of a whole filter change to the last answer of its chain (only changes whose every
+callback was answered 200; the others counted apart), replayed and in Chromium (there also to
+the last panel drawn), of event → screen; errors (HTTP status >= 400, timeouts, socket closes,
+callback errors, exceptions in the pages' tasks, error and WARNING lines in the servers' logs,
+dead letters, choices outside what a page offers, uncaptured callbacks, replay and Chromium
+disagreeing; target none); RSS and CPU of web, worker, Redis,
 simulator, the PostgreSQL backends, this load generator and Chromium; the machine's ``uptime``
 at start and end. Exit status 1 on any error. ``--json`` writes every raw figure.
 """
@@ -862,8 +881,8 @@ def choose(
     value already chosen (the dropdown then sends nothing); None when there is nothing."""
     if kind == "period":
         now = tuple(_day(store.get(f"{ids.PERIOD}.{k}")) for k in ("start_date", "end_date"))
-        offered = [p for p in periods(today) if p != now]
-        return Choice(kind, rng.choice(offered), offered) if offered else None
+        spans = [p for p in periods(today) if p != now]
+        return Choice(kind, rng.choice(spans), list(spans)) if spans else None
     prop = ids.TOWN if kind == "town" else ids.VILLAGE
     if store.get(f"{prop}.disabled"):
         return None
@@ -871,9 +890,8 @@ def choose(
     offered = [
         o.get("value")
         for o in store.get(f"{prop}.options") or []
-        if isinstance(o, dict) and not o.get("disabled")
+        if isinstance(o, dict) and not o.get("disabled") and o.get("value") not in (None, current)
     ]
-    offered = [v for v in offered if v and v != current]
     return Choice(kind, rng.choice(offered), offered) if offered else None
 
 
@@ -1222,7 +1240,7 @@ async def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         with engine.connect() as conn:
             towns = sorted(str(c) for c in conn.scalars(select(Town.code)))
         engine.dispose()
-        users = [
+        users: list[tuple[str, str, str, str | None]] = [
             (CAPTURE_USER, PASSWORD, "district", None),
             (WALL_USER, PASSWORD, "district", None),
         ]
@@ -1646,7 +1664,7 @@ async def browser_act(
     sent = await page.evaluate("window.__sent")
     return {
         "ms": max(a["body"] for a in answers) - clicked,
-        "drawn_ms": max(t for t, _ in done.values()) - clicked,
+        "drawn_ms": max(t for t, _ in filter(None, done.values())) - clicked,
         "callbacks": len(answers),
         "sent": [json.loads(v) for v in sent],
     }
