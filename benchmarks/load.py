@@ -139,11 +139,6 @@ TARGET_EVENT_P95_MS = 250.0  # docs/performance.md (UI)
 AGREE_SHARE, AGREE_MS = 0.20, 50.0
 # The callbacks of the chain being answered, so that a cycle is not followed.
 _CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("chain", default=())
-# The answers of the user's action being timed: [(callback label, answer kind)], shared by the
-# tasks of its chain (a list is shared, the context is copied).
-_ANSWERS: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
-    "answers", default=None
-)
 # A person picking a period: seconds between the start day and the end day (the date picker
 # sends each as soon as it is set, so a period is two chains).
 PICK_GAP_S = (0.5, 1.5)
@@ -541,6 +536,11 @@ class Page:
         self.tasks: list[asyncio.Task[Any]] = []
         self.feed_ready = asyncio.Event()  # the live callback has pushed the feed once
         self.loaded = False
+        # The answers to the requests sent since the timed step of a user's action began,
+        # (callback label, answer kind): also those of a callback that step merged into a run
+        # still in flight from the step before, which the earlier step's task then sends.
+        self.timed: list[tuple[str, str]] | None = None
+        self.timed_since = 0.0
 
     @property
     def rec(self) -> Record:
@@ -671,8 +671,8 @@ class Page:
         import httpx
 
         body = self.payload(output, changed)
-        answers = _ANSWERS.get()
         t0 = time.perf_counter()
+        answers = self.timed if self.timed is not None and t0 >= self.timed_since else None
         try:
             r = await self.client.post(self.url, json=body)
         except httpx.HTTPError as exc:
@@ -942,20 +942,18 @@ async def act(page: Page, choice: Choice, rng: random.Random) -> dict[str, Any]:
         store.update(step)
         changed = set(step) | mirror_filters(store, {k.rpartition(".")[0] for k in step})
         sent.append(dict(store.get(f"{ids.FILTERS}.data") or {}))
-        last = i == len(steps) - 1
-        token = _ANSWERS.set(answers if last else [])
-        try:
-            task = asyncio.create_task(page.fire(changed, "filter"))
-        finally:
-            _ANSWERS.reset(token)
-        if not last:
-            pending.append(task)
+        if i < len(steps) - 1:
+            pending.append(asyncio.create_task(page.fire(changed, "filter")))
             continue
         t0 = time.perf_counter()
-        n = await task
+        page.timed, page.timed_since = answers, t0
+        try:
+            n = await page.fire(changed, "filter")
+            for task in pending:  # a merged callback of this step ends with the earlier one
+                n += await task
+        finally:
+            page.timed = None
         ms = (time.perf_counter() - t0) * 1000
-    for task in pending:
-        n += await task
     kinds = Counter(kind for _, kind in answers)
     return {
         "ms": ms,
@@ -1857,24 +1855,25 @@ def report(result: dict[str, Any], s: dict[str, Any]) -> str:
                     "",
                 ]
             )
-    st = s["interactions"]
-    rows.append(
-        [
-            f"filter change → last answer, replayed tablets (n={st['n']}, "
-            f"{s['interaction_calls']:.1f} callbacks each; not the drawing)",
-            trio(st),
-            "",
-        ]
-    )
-    for kind, st in s["interactions_by_kind"].items():
-        rows.append([f"  {kind} (n={st['n']})", trio(st), ""])
-    rows.append(
-        [
-            "  changes not answered (a 204, an error or no callback in the chain)",
-            str(s["interactions_refused"]),
-            "0",
-        ]
-    )
+    if cfg["tablets"]:
+        st = s["interactions"]
+        rows.append(
+            [
+                f"filter change → last answer, replayed tablets (n={st['n']}, "
+                f"{s['interaction_calls']:.1f} callbacks each; not the drawing)",
+                trio(st),
+                "",
+            ]
+        )
+        for kind, st in s["interactions_by_kind"].items():
+            rows.append([f"  {kind} (n={st['n']})", trio(st), ""])
+        rows.append(
+            [
+                "  changes not answered (a 204, an error or no callback in the chain)",
+                str(s["interactions_refused"]),
+                "0",
+            ]
+        )
     if cfg.get("browser_tablets"):
         st = s["browser_interactions"]
         rows.append(
