@@ -32,8 +32,9 @@ What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
   run, except two: the ``live-selection`` mirror the live callback reads (answered from the
   page's props), and the wall's rotation (every 20 s the metric and highlighted town change,
   from the page's ``wall-rotation`` data, as the clock-driven JavaScript does), which fires the
-  map callback. A callback already in flight for
-  a page is sent again once it returns, with the newest values (triggers meanwhile merged). A
+  map callback. A callback triggered again while its request is in flight is sent again at
+  once with the newest values, and the older answer is dropped unapplied, as the renderer
+  does (Dash 4.4 drops an executing duplicate); such answers count as "superseded". A
   server callback the dependency graph says a change triggers on the page but that was never
   captured (``prevent_initial_call``, a lazily loaded panel, a callback over the WebSocket)
   cannot be replayed: it is an error, so the run fails rather than leave it out of the figures.
@@ -456,7 +457,8 @@ class Record:
     """Everything measured, with wall-clock times so the warm-up can be cut off."""
 
     # (time, tag, callback, ms, HTTP status, answer kind: "answered" (200, every output),
-    # "partial" (200, some outputs no_update), "no_update" (204) or "error")
+    # "partial" (200, some outputs no_update), "no_update" (204), "superseded" (a newer request
+    # of the callback was sent meanwhile: dropped unapplied) or "error")
     calls: list[tuple[float, str, str, float, int, str]] = field(default_factory=list)
     # One dict per user action on a replayed tablet: time, page, role, kind, what was chosen,
     # what the page offered, ms to the last answer, callbacks, their answer kinds, and what
@@ -529,16 +531,14 @@ class Page:
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
             headers={"Accept": "application/json"},
         )
-        self.busy: dict[str, asyncio.Future[None]] = {}
-        self.again: dict[str, set[str]] = {}
+        self.sends: Counter[str] = Counter()  # requests sent per callback (the newest wins)
         self.seen: dict[str, float] = {}
         self.run.record.seen[name] = self.seen
         self.tasks: list[asyncio.Task[Any]] = []
         self.feed_ready = asyncio.Event()  # the live callback has pushed the feed once
         self.loaded = False
-        # The answers to the requests sent since the timed step of a user's action began,
-        # (callback label, answer kind): also those of a callback that step merged into a run
-        # still in flight from the step before, which the earlier step's task then sends.
+        # The answers to the requests sent since the timed step of a user's action began:
+        # (callback label, answer kind).
         self.timed: list[tuple[str, str]] | None = None
         self.timed_since = 0.0
 
@@ -629,31 +629,14 @@ class Page:
         return sum(counts)
 
     async def call(self, output: str, changed: set[str], tag: str) -> int:
-        """Run one callback (and its chain); merge into a run already in flight."""
+        """Run one callback and the chain its answer triggers; return how many requests."""
         chain = _CHAIN.get()
         if output in chain:  # a cycle: Dash does not follow it either
             return 0
         _CHAIN.set((*chain, output))
-        if output in self.busy:
-            self.again.setdefault(output, set()).update(changed)
-            await asyncio.shield(self.busy[output])
-            return 0
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.busy[output] = done
-        n = 0
-        try:
-            while True:
-                n += 1
-                updated = await self.post(output, changed, tag)
-                if updated:
-                    n += await self.fire(updated, tag, source=output)
-                if output not in self.again:
-                    break
-                changed = self.again.pop(output)
-        finally:
-            del self.busy[output]
-            done.set_result(None)
-        return n
+        self.sends[output] += 1
+        updated = await self.post(output, changed, tag, self.sends[output])
+        return 1 + (await self.fire(updated, tag, source=output) if updated else 0)
 
     def payload(self, output: str, changed: set[str]) -> dict[str, Any]:
         body = json.loads(json.dumps(self.templates[output]))
@@ -667,7 +650,8 @@ class Page:
         body["parsedChangedPropsIds"] = ids_
         return body
 
-    async def post(self, output: str, changed: set[str], tag: str) -> set[str]:
+    async def post(self, output: str, changed: set[str], tag: str, send: int) -> set[str]:
+        """POST one callback; apply its answer unless a newer request of it was sent since."""
         import httpx
 
         body = self.payload(output, changed)
@@ -686,13 +670,15 @@ class Page:
         elif r.status_code != 200:
             kind = "error"
             self.rec.error("http", f"{label(output)}: HTTP {r.status_code} {r.text[:200]}")
+        elif self.sends[output] != send:
+            kind = "superseded"  # the renderer drops it: a newer request is on its way
         else:
             answer = r.json()
             kind = "answered" if self._complete(output, answer) else "partial"
         self.rec.calls.append((time.time(), tag, label(output), ms, r.status_code, kind))
         if answers is not None:
             answers.append((label(output), kind))
-        if r.status_code != 200:
+        if kind not in ("answered", "partial"):
             return set()
         return self._apply(answer)
 
@@ -949,18 +935,19 @@ async def act(page: Page, choice: Choice, rng: random.Random) -> dict[str, Any]:
         page.timed, page.timed_since = answers, t0
         try:
             n = await page.fire(changed, "filter")
-            for task in pending:  # a merged callback of this step ends with the earlier one
-                n += await task
         finally:
             page.timed = None
         ms = (time.perf_counter() - t0) * 1000
+    for task in pending:  # the earlier step's answers (dropped when superseded)
+        n += await task
     kinds = Counter(kind for _, kind in answers)
     return {
         "ms": ms,
         "callbacks": n,
         "answers": dict(kinds),
         "labels": sorted({name for name, _ in answers}),
-        "answered": bool(answers) and set(kinds) <= {"answered", "partial"},
+        "answered": bool(kinds["answered"] + kinds["partial"])
+        and set(kinds) <= {"answered", "partial", "superseded"},
         "sent": sent,
     }
 
