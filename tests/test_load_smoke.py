@@ -20,6 +20,7 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import httpx
 from browser import require_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +256,107 @@ def test_load_script_runs_clean(seeded_templates, tmp_path):
         if len(i["sent"]) == 2:
             assert i["sent"][0]["start"] == start and i["sent"][0]["end"] != end, i
         assert not math.isnan(i["ms"])
+
+
+ROUTER = "page-content.children"
+PANELS = "tiles.html"
+
+
+def own_state_run() -> load.Run:
+    """A captured ``/`` of two callbacks: the router, and a panel on the filters."""
+    run = fake_run(
+        templates={
+            ROUTER: {"output": ROUTER, "inputs": [{"id": "url", "property": "pathname"}]},
+            PANELS: {"output": PANELS, "inputs": [{"id": "filters-store", "property": "data"}]},
+        },
+        by_input={"url.pathname": [ROUTER], "filters-store.data": [PANELS]},
+        outputs_of={ROUTER: [ROUTER], PANELS: [PANELS]},
+        inputs_of={ROUTER: ["url.pathname"], PANELS: ["filters-store.data"]},
+    )
+    run.cap.first_changed["/"] = {ROUTER: ["url.pathname"], PANELS: ["filters-store.data"]}
+    run.cap.browser_props = {"/": {"url.pathname": "/"}}
+    return run
+
+
+def component(cid: str, **props) -> dict:
+    return {"type": "X", "namespace": "x", "props": {"id": cid, **props}}
+
+
+def town_page() -> list[dict]:
+    """What the router answers a town official: its town pinned, its villages only."""
+    store = town_official_store()
+    return [
+        component(cid, **{k.partition(".")[2]: v for k, v in store.items() if k.startswith(cid)})
+        for cid in ("filter-town", "filter-village", "filter-grid", "filter-period", "filter-scope")
+    ] + [component("tiles")]
+
+
+def test_a_replayed_page_loads_its_own_page_from_its_own_answers():
+    """The router first; the panels then carry the filters of the user's own page."""
+    sent: list[tuple[str, dict]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            if request.url.path == "/_dash-layout":
+                root = component("root", children=[component("page-content"), component("url")])
+                root["props"]["children"].append(component("filters-store", data={}))
+                return httpx.Response(200, json=root)
+            return httpx.Response(200, json=[])
+        body = json.loads(request.content)
+        sent.append((body["output"], body))
+        if body["output"] == ROUTER:
+            return httpx.Response(
+                200, json={"response": {"page-content": {"children": town_page()}}}
+            )
+        return httpx.Response(200, json={"response": {"tiles": {"html": "<b>1</b>"}}})
+
+    run = own_state_run()
+    page = load.Page(run, "tab", "/", "official")
+
+    async def go() -> None:
+        page.client = httpx.AsyncClient(base_url=run.base, transport=httpx.MockTransport(server))
+        await page.load()
+        await page.close()
+
+    asyncio.run(go())
+    assert [out for out, _ in sent] == [ROUTER, PANELS]
+    filters = sent[1][1]["inputs"][0]["value"]
+    assert filters["town"] == TOWN and filters["start"] == "2026-01-01"
+    assert [o["value"] for o in page.store["filter-village.options"]] == [
+        f"{TOWN}001",
+        f"{TOWN}002",
+    ]
+    assert page.store["tiles.html"] == "<b>1</b>"
+    assert run.record.errors == {}
+
+
+def test_an_answer_overtaken_by_a_newer_request_is_dropped():
+    """As the renderer: the second request goes at once, the first answer is not applied."""
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+    n = 0
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        nonlocal n
+        n += 1
+        mine = n
+        if mine == 1:
+            first_in.set()
+            await release.wait()
+        return httpx.Response(200, json={"response": {"tiles": {"html": f"answer {mine}"}}})
+
+    run = own_state_run()
+    page = load.Page(run, "tab", "/", "someone")
+
+    async def go() -> None:
+        page.client = httpx.AsyncClient(base_url=run.base, transport=httpx.MockTransport(server))
+        older = asyncio.create_task(page.call(PANELS, {"filters-store.data"}, "filter"))
+        await first_in.wait()
+        await page.call(PANELS, {"filters-store.data"}, "filter")  # not queued behind it
+        release.set()
+        await older
+        await page.close()
+
+    asyncio.run(go())
+    assert [c[5] for c in run.record.calls] == ["answered", "superseded"]
+    assert page.store["tiles.html"] == "answer 2"
