@@ -777,6 +777,10 @@ class Page:
                     key = f"{cid}.{name}"
                     self.store[key] = value
                     changed.add(key)
+                if cid == ids.WS_STATUS and props.get("data-feed") == "down":
+                    # The page's live callback lost the channel (Redis, or its queue
+                    # overflowed): the page shows "reconnecting" until it is back.
+                    self.rec.error("live feed down", f"{self.name}: {payload}")
                 if cid == "live-feed-html":
                     self.feed_ready.set()
                     if self.watch_probes:
