@@ -428,11 +428,12 @@ class Stack:
         """Return the children that exited."""
         return [p for p in self.procs if p.popen.poll() is not None]
 
-    def log_errors(self) -> list[str]:
-        """Return error lines of the children's logs (tracebacks, ERROR and CRITICAL lines)."""
+    def log_errors(self, warnings: bool = False) -> list[str]:
+        """Return error lines of the children's logs (tracebacks, ERROR and CRITICAL lines;
+        with ``warnings``, WARNING lines too)."""
         found: list[str] = []
         for proc in self.procs:
-            found += log_errors(proc.log)
+            found += log_errors(proc.log, warnings)
         return found
 
 
@@ -455,11 +456,18 @@ def stop_procs(procs: list[Proc]) -> None:
             proc.popen.wait()
 
 
-def log_errors(path: Path) -> list[str]:
-    """Return the lines of a log that report errors (deduplicated, at most 20)."""
+def log_errors(path: Path, warnings: bool = False) -> list[str]:
+    """Return the lines of a log that report errors (deduplicated, at most 20).
+
+    With ``warnings``, WARNING lines count too: the servers log a lost Redis, a page's
+    queue overflowing or its live feed ending as warnings, and a load run with any of them
+    did not serve every page.
+    """
     if not path.exists():
         return []
     markers = ("Traceback", " ERROR ", " CRITICAL ", "ERROR:", "Exception in ")
+    if warnings:
+        markers += (" WARNING ", "WARNING:")
     lines = []
     for line in path.read_text(errors="replace").splitlines():
         if any(m in line for m in markers) and line not in lines:

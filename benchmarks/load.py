@@ -1,7 +1,8 @@
 """Load: N tablet users changing filters and M wall screens on live updates, on the real stack.
 
     .venv/bin/python benchmarks/load.py [--db URL] [--tablets 100] [--walls 20] [--rate 200]
-        [--duration 120] [--warmup 20] [--web-workers 1] [--browser-walls 0] [--json FILE]
+        [--duration 120] [--warmup 20] [--web-workers 1] [--browser-walls 0]
+        [--browser-tablets 0] [--json FILE]
 
 What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
 
@@ -16,8 +17,11 @@ What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
   ``MessagePort.postMessage`` (the ``callback_request`` the renderer hands to Dash's
   SharedWorker for the WebSocket). Ordinary callbacks go over HTTP; only the persistent live
   callback goes over the WebSocket (``/_dash-ws-callback``).
-- **Each simulated page replays that protocol** (a small Dash renderer): it keeps the page's
-  prop values, and when a prop changes (a user's choice, a callback's answer, or a ``set_props``
+- **Each simulated page replays that protocol** (a small Dash renderer): it keeps its own
+  prop values, from its own answers only: it loads the app's layout, sends the router
+  callback, takes its own user's page from the answer (a town official's pinned town and
+  village choices), runs the clientside filters on it, then sends the page's callbacks. When a
+  prop changes (a user's choice, a callback's answer, or a ``set_props``
   pushed over the socket) it POSTs every server callback that has the prop as an input, with
   the captured request as the template and the page's current values filled in, exactly as the
   renderer would; answers update the props and fire the next callbacks in the chain. Each page
@@ -28,28 +32,45 @@ What runs (all on loopback, all stopped on exit, error, Ctrl-C or SIGTERM):
   run, except two: the ``live-selection`` mirror the live callback reads (answered from the
   page's props), and the wall's rotation (every 20 s the metric and highlighted town change,
   from the page's ``wall-rotation`` data, as the clock-driven JavaScript does), which fires the
-  map callback. A callback already in flight for
-  a page is sent again once it returns, with the newest values (triggers meanwhile merged).
+  map callback. A callback triggered again while its request is in flight is sent again at
+  once with the newest values, and the older answer is dropped unapplied, as the renderer
+  does (Dash 4.4 drops an executing duplicate); such answers count as "superseded". A
+  server callback the dependency graph says a change triggers on the page but that was never
+  captured (``prevent_initial_call``, a lazily loaded panel, a callback over the WebSocket)
+  cannot be replayed: it is an error, so the run fails rather than leave it out of the figures.
 - **N tablet users** (``--tablets``; ``--town-share`` of them are town officials, the rest
   district leaders), each logged in through ``POST /login`` with its own account and cookie,
   load ``/`` (HTML, layout, dependencies, the page's initial callbacks) and then, after a think
-  time (``--think``, seconds), change a filter: a town (district users), a village of the town
-  shown, or the period (this year, last year, the last 30 days, last year to date), and wait
-  for every callback of the chain.
+  time (``--think``, seconds), change a filter, the kinds in turn: a town (district users), a
+  village among those the page offers, or the period (this year, last year, the last 30 days,
+  last year to date), never the value already shown. A period is typed into the date picker's
+  two inputs, and the picker sends each date as soon as it is set: two chains, the start (with
+  the old end) and ``PICK_GAP_S`` later the end, as ``--browser-tablets`` shows it does. Each
+  change is timed from its (last) step to the last answer of its chain: not the drawing.
+- **K Chromium tablets** (``--browser-tablets``, K of the N): real pages of ``/``, each in its
+  own browser context and login, with the same share of town officials, making the same kinds
+  of choice with the real dropdowns and date inputs, timed (``benchmarks/ui.py``'s hooks) from
+  the step's first request to its last answer, as a replayed change is, and from the click (or
+  the Enter of a typed date) to the last answer and to the last panel drawn. The replayed
+  tablets' p95 to the last answer must be within 20 % or 50 ms of theirs, or the run fails.
 - **M wall screens** (``--walls``): pages of ``/wall`` replayed as above (a wall account, one
   session each). Chromium ×20 at 200 events/s would need several cores for the browsers alone
   (one wall page keeps most of a core busy, see docs/performance.md), so walls speak Dash's
-  socket protocol; ``--browser-walls K`` makes K of them real Chromium pages (one browser, K
-  tabs, measured in the DOM) as a cross-check.
+  socket protocol; ``--browser-walls K`` makes K of them real Chromium pages (one browser, each
+  tab in its own context and login, measured in the DOM) as a cross-check.
 - **Event to screen**: a ``call.key`` probe event for a real device is published every
   ``--probe-every`` seconds through the producer path; its latency on a wall is the time from
   just before the XADD to the socket message (or, on a Chromium wall, the DOM mutation) that
   first carries its ``data-event-id`` in ``#live-feed``.
 
 Reported: p50/p95 of callback latency (per kind and per trigger: filter changes, live pushes,
-page loads, rotation), of a whole filter change (first request to last answer of the chain),
-of event → screen; errors (HTTP status >= 400, timeouts, socket closes, callback errors, error
-lines in the servers' logs, dead letters; target none); RSS and CPU of web, worker, Redis,
+page loads, rotation; 200 answers only, 204s and answers with ``no_update`` parts counted
+apart), of a whole filter change to the last answer of its chain (only changes whose every
+callback was answered 200; the others counted apart), replayed and in Chromium (there also to
+the last panel drawn), of event → screen; errors (HTTP status >= 400, timeouts, socket closes,
+callback errors, exceptions in the pages' tasks, error and WARNING lines in the servers' logs,
+dead letters, choices outside what a page offers, uncaptured callbacks, replay and Chromium
+disagreeing; target none); RSS and CPU of web, worker, Redis,
 simulator, the PostgreSQL backends, this load generator and Chromium; the machine's ``uptime``
 at start and end. Exit status 1 on any error. ``--json`` writes every raw figure.
 """
@@ -61,6 +82,7 @@ import asyncio
 import contextvars
 import datetime as dt
 import json
+import math
 import os
 import random
 import re
@@ -100,6 +122,10 @@ from common import (  # noqa: E402
     seed_database,
     uptime,
 )
+from ui import TOWN_ARM, TOWN_INIT  # noqa: E402
+from ui import _panel_done as panel_done  # noqa: E402
+
+from layouts import ids  # noqa: E402
 
 PASSWORD = "load-password-1"
 # The event ids in the feed's HTML (layouts/components.py, ``feed_item``).
@@ -110,8 +136,14 @@ HEARTBEAT_S = 10.0  # the app's websocket_heartbeat_interval
 ROTATE_S = 20  # callbacks/wall.py
 MAX_CONNECTIONS = 6  # Chromium's connections per host (HTTP/1.1)
 TARGET_EVENT_P95_MS = 250.0  # docs/performance.md (UI)
+# The replayed tablets' p95 to the last answer must be within 20 % or 50 ms of the Chromium
+# tablets' (the same choices under the same load), or the replay is not measuring the page.
+AGREE_SHARE, AGREE_MS = 0.20, 50.0
 # The callbacks of the chain being answered, so that a cycle is not followed.
 _CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("chain", default=())
+# A person picking a period: seconds between the start day and the end day (the date picker
+# sends each as soon as it is set, so a period is two chains).
+PICK_GAP_S = (0.5, 1.5)
 
 # --- Capture -----------------------------------------------------------------------------------
 
@@ -184,6 +216,10 @@ class Captured:
     by_input: dict[str, list[str]]  # "id.prop" -> server callbacks' output keys
     inputs_of: dict[str, list[str]]  # output key -> its input "id.prop"s
     outputs_of: dict[str, list[str]]  # output key -> its output "id.prop"s
+    # path -> "id.prop" -> value of the props no layout and no server callback sets (the
+    # browser's own: dcc.Location's pathname, search, href): a replayed page starts from these
+    # and fills the rest from its own answers.
+    browser_props: dict[str, dict[str, Any]] = field(default_factory=dict)
     watched: set[str] = field(default_factory=set)  # props some template sends back
 
     def __post_init__(self) -> None:
@@ -227,23 +263,28 @@ def flat(items: Any) -> list[dict[str, Any]]:
     return out
 
 
-def walk_layout(node: Any, store: dict[str, Any]) -> None:
-    """Record every component prop (but children) of a layout tree in ``store``."""
+def walk_layout(node: Any, store: dict[str, Any], present: set[str] | None = None) -> None:
+    """Record every component prop (but children) of a layout tree in ``store``.
+
+    With ``present``, also the id of every component with an id (what is on the page).
+    """
     if isinstance(node, list):
         for child in node:
-            walk_layout(child, store)
+            walk_layout(child, store, present)
         return
     if not isinstance(node, dict):
         return
     props = node.get("props")
     if isinstance(props, dict):
         cid = id_text(props.get("id"))
+        if cid is not None and present is not None:
+            present.add(cid)
         for name, value in props.items():
             if name == "children":
-                walk_layout(value, store)
+                walk_layout(value, store, present)
             elif cid is not None and name != "id":
                 store[f"{cid}.{name}"] = value
-                walk_layout(value, store)
+                walk_layout(value, store, present)
 
 
 def apply_response(
@@ -282,6 +323,7 @@ async def capture(base: str, paths: list[str], timeout_s: float = 45.0) -> Captu
     query: dict[str, str] = {}
     stores: dict[str, dict[str, Any]] = {}
     persistent: dict[str, list[dict[str, Any]]] = {}
+    from_server: dict[str, set[str]] = {}  # path -> props a layout or an answer set
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -297,6 +339,7 @@ async def capture(base: str, paths: list[str], timeout_s: float = 45.0) -> Captu
                 posts, ws = await _settled(page, timeout_s)
                 await page.close()
                 store: dict[str, Any] = {}
+                answered: dict[str, Any] = {}
                 templates[path], order[path], first_changed[path] = {}, [], {}
                 for rec in posts:
                     body = json.loads(rec["body"])
@@ -313,9 +356,11 @@ async def capture(base: str, paths: list[str], timeout_s: float = 45.0) -> Captu
                     if rec.get("status") == 200 and rec.get("response"):
                         answer = json.loads(rec["response"])
                         page_tree = (answer.get("response") or {}).get("page-content", {})
-                        walk_layout(page_tree.get("children"), store)
-                        apply_response(answer, store)
+                        walk_layout(page_tree.get("children"), answered)
+                        apply_response(answer, answered)
+                        store.update(answered)
                 stores[path] = store
+                from_server[path] = set(answered)
                 persistent[path] = [m["payload"] for m in ws]
 
             # The pages at once, as a person with two tabs would: it halves the capture's time.
@@ -325,6 +370,8 @@ async def capture(base: str, paths: list[str], timeout_s: float = 45.0) -> Captu
             await browser.close()
     async with httpx.AsyncClient(base_url=base, cookies=cookies) as client:
         deps = (await client.get("/_dash-dependencies")).json()
+        base_layout: dict[str, Any] = {}
+        walk_layout((await client.get("/_dash-layout")).json(), base_layout)
     by_input: dict[str, list[str]] = defaultdict(list)
     inputs_of: dict[str, list[str]] = {}
     outputs_of: dict[str, list[str]] = {}
@@ -337,6 +384,15 @@ async def capture(base: str, paths: list[str], timeout_s: float = 45.0) -> Captu
         for key in keys:
             by_input[key].append(out)
         outputs_of[out] = [k for k in (prop_key(o) for o in _outputs_of(out)) if k]
+    produced = {k for keys in outputs_of.values() for k in keys}
+    browser_props = {
+        path: {
+            k: v
+            for k, v in store.items()
+            if k not in from_server[path] and k not in base_layout and k not in produced
+        }
+        for path, store in stores.items()
+    }
     return Captured(
         templates,
         order,
@@ -347,6 +403,7 @@ async def capture(base: str, paths: list[str], timeout_s: float = 45.0) -> Captu
         dict(by_input),
         inputs_of,
         outputs_of,
+        browser_props,
     )
 
 
@@ -400,8 +457,16 @@ async def login_page(page: Any, base: str, username: str) -> None:
 class Record:
     """Everything measured, with wall-clock times so the warm-up can be cut off."""
 
-    calls: list[tuple[float, str, str, float, int]] = field(default_factory=list)
-    interactions: list[tuple[float, str, float, int]] = field(default_factory=list)
+    # (time, tag, callback, ms, HTTP status, answer kind: "answered" (200, every output),
+    # "partial" (200, some outputs no_update), "no_update" (204), "superseded" (a newer request
+    # of the callback was sent meanwhile: dropped unapplied) or "error")
+    calls: list[tuple[float, str, str, float, int, str]] = field(default_factory=list)
+    # One dict per user action on a replayed tablet: time, page, role, kind, what was chosen,
+    # what the page offered, ms to the last answer, callbacks, their answer kinds, and what
+    # each step set (the filters sent); only "answered" ones make the filter figure.
+    interactions: list[dict[str, Any]] = field(default_factory=list)
+    # The same for the Chromium tablets, with ms to the last panel drawn too.
+    browser_interactions: list[dict[str, Any]] = field(default_factory=list)
     loads: list[tuple[float, str, float]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
@@ -434,7 +499,12 @@ def label(output: str) -> str:
 
 
 class Page:
-    """One open page (``/`` or ``/wall``) of one logged-in browser, replaying Dash's protocol."""
+    """One open page (``/`` or ``/wall``) of one logged-in browser, replaying Dash's protocol.
+
+    The page keeps its own state: it starts from the app's layout and its own router answer
+    (the page of its own user: a town official's pinned town, its own village choices), and
+    every answer it gets updates it, as the renderer's store does.
+    """
 
     def __init__(
         self,
@@ -453,7 +523,8 @@ class Page:
         self.watch_probes = watch_probes
         cap = run.cap
         self.templates = cap.templates[path]
-        self.store: dict[str, Any] = dict(cap.store[path])
+        self.store: dict[str, Any] = dict(cap.browser_props.get(path, {}))
+        self.present: set[str] = set()  # component ids on the page
         self.url = f"/_dash-update-component?{cap.query.get(path, '')}".rstrip("?")
         self.client = httpx.AsyncClient(
             base_url=run.base,
@@ -461,12 +532,16 @@ class Page:
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
             headers={"Accept": "application/json"},
         )
-        self.busy: dict[str, asyncio.Future[None]] = {}
-        self.again: dict[str, set[str]] = {}
+        self.sends: Counter[str] = Counter()  # requests sent per callback (the newest wins)
         self.seen: dict[str, float] = {}
         self.run.record.seen[name] = self.seen
         self.tasks: list[asyncio.Task[Any]] = []
         self.feed_ready = asyncio.Event()  # the live callback has pushed the feed once
+        self.loaded = False
+        # The answers to the requests sent since the timed step of a user's action began:
+        # (callback label, answer kind).
+        self.timed: list[tuple[str, str]] | None = None
+        self.timed_since = 0.0
 
     @property
     def rec(self) -> Record:
@@ -483,15 +558,22 @@ class Page:
             raise RuntimeError(f"login of {self.username} failed: HTTP {r.status_code}")
 
     async def load(self) -> None:
-        """Load the page: HTML, layout, dependencies, then the page's first callbacks."""
+        """Load the page: HTML, layout, dependencies, the router, then the page's callbacks.
+
+        As the renderer does: the callbacks of the app's layout first (the router, whose
+        answer is this user's page), then, once that page is in the store and the clientside
+        filters have run on it, the callbacks of the page's own components.
+        """
         t0 = time.perf_counter()
         for url in (self.path, "/_dash-layout", "/_dash-dependencies"):
             r = await self.client.get(url, headers={"Accept": "text/html,application/json"})
             if r.status_code != 200:
                 self.rec.error("http", f"GET {url}: {r.status_code}")
+            elif url == "/_dash-layout":
+                walk_layout(r.json(), self.store, self.present)
         cap = self.run.cap
         produced = {k for out in self.templates for k in cap.outputs_of.get(out, [])}
-        roots = []
+        roots: list[tuple[str, set[str]]] = []
         for out in cap.order[self.path]:
             # As the browser first sent it (a later request of the same callback may have been
             # triggered by a live push, which the server answers differently).
@@ -499,15 +581,46 @@ class Page:
             own = set(cap.outputs_of.get(out, []))
             if not (changed - own) & produced:
                 roots.append((out, changed))
-        await asyncio.gather(*(self.call(out, changed, "load") for out, changed in roots))
+        first = [(o, c) for o, c in roots if self._outputs_present(o)]
+        later = [(o, c) for o, c in roots if (o, c) not in first]
+        await asyncio.gather(*(self.call(out, changed, "load") for out, changed in first))
+        if ids.FILTERS in self.present and f"{ids.TOWN}.value" in self.store:
+            mirror_filters(self.store, set())
+        await asyncio.gather(*(self.call(out, changed, "load") for out, changed in later))
+        self.loaded = True
         self.rec.loads.append((time.time(), self.path, (time.perf_counter() - t0) * 1000))
 
+    def _outputs_present(self, output: str) -> bool:
+        """Whether every (non-wildcard) output component of a callback is on the page."""
+        keys = self.run.cap.outputs_of.get(output, [])
+        return bool(keys) and all(k.rpartition(".")[0] in self.present for k in keys)
+
+    def _should_run(self, output: str) -> bool:
+        """Whether the renderer would run a server callback here: its components are shown."""
+        cap = self.run.cap
+        keys = cap.outputs_of.get(output, []) + cap.inputs_of.get(output, [])
+        return all(k.rpartition(".")[0] in self.present for k in keys)
+
     def dependents(self, changed: set[str], source: str | None) -> list[str]:
+        """The server callbacks ``changed`` triggers on this page.
+
+        One the dependency graph names and the renderer would run, but which the browser never
+        sent while captured (``prevent_initial_call``, a lazily loaded panel, a callback over
+        the WebSocket), has no template: the replay cannot send it, so it is an error that
+        fails the run rather than a callback silently missing from the figures.
+        """
         outs: list[str] = []
-        for key in changed:
+        for key in sorted(changed):
             for out in self.run.cap.by_input.get(key, []):
-                if out != source and out in self.templates and out not in outs:
+                if out == source or out in outs:
+                    continue
+                if out in self.templates:
                     outs.append(out)
+                elif self.loaded and self._should_run(out):
+                    self.rec.error(
+                        "callback without template",
+                        f"{self.path}: {out} (triggered by {key}) was never captured",
+                    )
         return outs
 
     async def fire(self, changed: set[str], tag: str, source: str | None = None) -> int:
@@ -517,31 +630,14 @@ class Page:
         return sum(counts)
 
     async def call(self, output: str, changed: set[str], tag: str) -> int:
-        """Run one callback (and its chain); merge into a run already in flight."""
+        """Run one callback and the chain its answer triggers; return how many requests."""
         chain = _CHAIN.get()
         if output in chain:  # a cycle: Dash does not follow it either
             return 0
         _CHAIN.set((*chain, output))
-        if output in self.busy:
-            self.again.setdefault(output, set()).update(changed)
-            await asyncio.shield(self.busy[output])
-            return 0
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.busy[output] = done
-        n = 0
-        try:
-            while True:
-                n += 1
-                updated = await self.post(output, changed, tag)
-                if updated:
-                    n += await self.fire(updated, tag, source=output)
-                if output not in self.again:
-                    break
-                changed = self.again.pop(output)
-        finally:
-            del self.busy[output]
-            done.set_result(None)
-        return n
+        self.sends[output] += 1
+        updated = await self.post(output, changed, tag, self.sends[output])
+        return 1 + (await self.fire(updated, tag, source=output) if updated else 0)
 
     def payload(self, output: str, changed: set[str]) -> dict[str, Any]:
         body = json.loads(json.dumps(self.templates[output]))
@@ -550,29 +646,60 @@ class Page:
             if key and key in self.store:
                 item["value"] = self.store[key]
         inputs = self.run.cap.inputs_of.get(output, [])
-        ids = [k for k in inputs if k in changed]
-        body["changedPropIds"] = ids
-        body["parsedChangedPropsIds"] = ids
+        ids_ = [k for k in inputs if k in changed]
+        body["changedPropIds"] = ids_
+        body["parsedChangedPropsIds"] = ids_
         return body
 
-    async def post(self, output: str, changed: set[str], tag: str) -> set[str]:
+    async def post(self, output: str, changed: set[str], tag: str, send: int) -> set[str]:
+        """POST one callback; apply its answer unless a newer request of it was sent since."""
         import httpx
 
         body = self.payload(output, changed)
         t0 = time.perf_counter()
+        answers = self.timed if self.timed is not None and t0 >= self.timed_since else None
         try:
             r = await self.client.post(self.url, json=body)
         except httpx.HTTPError as exc:
             self.rec.error("http", f"{label(output)}: {type(exc).__name__} {exc}")
+            if answers is not None:
+                answers.append((label(output), "error"))
             return set()
         ms = (time.perf_counter() - t0) * 1000
-        self.rec.calls.append((time.time(), tag, label(output), ms, r.status_code))
         if r.status_code == 204:
-            return set()
-        if r.status_code != 200:
+            kind = "no_update"
+        elif r.status_code != 200:
+            kind = "error"
             self.rec.error("http", f"{label(output)}: HTTP {r.status_code} {r.text[:200]}")
+        elif self.sends[output] != send:
+            kind = "superseded"  # the renderer drops it: a newer request is on its way
+        else:
+            answer = r.json()
+            kind = "answered" if self._complete(output, answer) else "partial"
+        self.rec.calls.append((time.time(), tag, label(output), ms, r.status_code, kind))
+        if answers is not None:
+            answers.append((label(output), kind))
+        if kind not in ("answered", "partial"):
             return set()
-        return apply_response(r.json(), self.store, self.run.cap.watched)
+        return self._apply(answer)
+
+    def _complete(self, output: str, answer: dict[str, Any]) -> bool:
+        """Whether an answer set every (non-wildcard) output of its callback."""
+        got = {
+            f"{id_text(cid)}.{name.split('@', 1)[0]}"
+            for cid, props in (answer.get("response") or {}).items()
+            if isinstance(props, dict)
+            for name in props
+        }
+        return all(k in got for k in self.run.cap.outputs_of.get(output, []))
+
+    def _apply(self, answer: dict[str, Any]) -> set[str]:
+        """Apply an answer to the page's store, the components of any new layout included."""
+        changed = apply_response(answer, self.store)
+        for key in changed:
+            if key.endswith(".children"):
+                walk_layout(self.store[key], self.store, self.present)
+        return changed
 
     # --- the live socket ---
 
@@ -651,6 +778,10 @@ class Page:
                     key = f"{cid}.{name}"
                     self.store[key] = value
                     changed.add(key)
+                if cid == ids.WS_STATUS and props.get("data-feed") == "down":
+                    # The page's live callback lost the channel (Redis, or its queue
+                    # overflowed): the page shows "reconnecting" until it is back.
+                    self.rec.error("live feed down", f"{self.name}: {payload}")
                 if cid == "live-feed-html":
                     self.feed_ready.set()
                     if self.watch_probes:
@@ -678,9 +809,9 @@ class Page:
                 if status == "error":
                     self.rec.error("callback", f"{self.name}: {msg.get('payload')}")
         if changed:
-            task = asyncio.create_task(self.fire(changed, "live"))
-            self.tasks.append(task)
+            self.run.check_tasks(self.tasks)
             self.tasks = [t for t in self.tasks if not t.done()]
+            self.tasks.append(asyncio.create_task(self.fire(changed, "live"), name=self.name))
 
     def selection(self) -> dict[str, Any]:
         """What the page's clientside ``live-selection`` callback mirrors (callbacks/live.py)."""
@@ -720,8 +851,118 @@ def periods(today: dt.date) -> list[tuple[str, str]]:
     ]
 
 
-async def tablet(page: Page, role: str, towns: list[str], stop: asyncio.Event) -> None:
-    """A leader on a tablet: load ``/``, then change a filter after each think time."""
+def action_kinds(role: str) -> list[str]:
+    """What a user may change on ``/``: a town official's town is pinned (its dropdown off)."""
+    return ["village", "period"] if role == "town" else ["town", "village", "period"]
+
+
+@dataclass
+class Choice:
+    """One user action: its kind, the value chosen and what the page offered."""
+
+    kind: str
+    value: Any  # a town or village code, or (start, end)
+    offered: list[Any]
+
+
+def choose(
+    store: dict[str, Any], role: str, kind: str, rng: random.Random, today: dt.date
+) -> Choice | None:
+    """Pick what a person would on this page: only among the choices it shows, never the
+    value already chosen (the dropdown then sends nothing); None when there is nothing."""
+    if kind == "period":
+        now = tuple(_day(store.get(f"{ids.PERIOD}.{k}")) for k in ("start_date", "end_date"))
+        spans = [p for p in periods(today) if p != now]
+        return Choice(kind, rng.choice(spans), list(spans)) if spans else None
+    prop = ids.TOWN if kind == "town" else ids.VILLAGE
+    if store.get(f"{prop}.disabled"):
+        return None
+    current = store.get(f"{prop}.value")
+    offered = [
+        o.get("value")
+        for o in store.get(f"{prop}.options") or []
+        if isinstance(o, dict) and not o.get("disabled") and o.get("value") not in (None, current)
+    ]
+    return Choice(kind, rng.choice(offered), offered) if offered else None
+
+
+def _day(value: Any) -> str | None:
+    """The date part of a date picker's value (None when unset)."""
+    if not isinstance(value, str):
+        return None
+    return value[:10] or None
+
+
+def period_steps(store: dict[str, Any], start: str, end: str) -> list[dict[str, Any]]:
+    """The prop changes the date picker sends for a period typed into its two inputs.
+
+    ``dcc.DatePickerRange`` (Dash 4.4, ``updatemode`` "singledate") calls ``setProps`` as
+    soon as one date is set: the start first (with the end still the old one), then the end;
+    the renderer passes on only the props whose value changed. So a new period is two chains
+    of callbacks, or one when only one of the dates differs.
+    """
+    steps = []
+    if _day(store.get(f"{ids.PERIOD}.start_date")) != start:
+        steps.append({f"{ids.PERIOD}.start_date": start})
+    if _day(store.get(f"{ids.PERIOD}.end_date")) != end:
+        steps.append({f"{ids.PERIOD}.end_date": end})
+    return steps
+
+
+async def act(page: Page, choice: Choice, rng: random.Random) -> dict[str, Any]:
+    """Make one choice on a replayed page and time it to the last answer of its chain.
+
+    A period is two steps (start, then end, ``PICK_GAP_S`` apart, as a person picks them);
+    the time is that of the last step, from its change to the last answer of its chain, as
+    the Chromium tablets time theirs.
+    """
+    store = page.store
+    if choice.kind == "period":
+        start, end = choice.value
+        steps = period_steps(store, start, end)
+    else:
+        prop = ids.TOWN if choice.kind == "town" else ids.VILLAGE
+        steps = [{f"{prop}.value": choice.value}]
+    answers: list[tuple[str, str]] = []
+    sent: list[dict[str, Any]] = []
+    pending: list[asyncio.Task[int]] = []
+    ms, n = math.nan, 0
+    for i, step in enumerate(steps):
+        if i:
+            await asyncio.sleep(rng.uniform(*PICK_GAP_S))
+        store.update(step)
+        changed = set(step) | mirror_filters(store, {k.rpartition(".")[0] for k in step})
+        sent.append(dict(store.get(f"{ids.FILTERS}.data") or {}))
+        if i < len(steps) - 1:
+            pending.append(asyncio.create_task(page.fire(changed, "filter")))
+            continue
+        t0 = time.perf_counter()
+        page.timed, page.timed_since = answers, t0
+        try:
+            n = await page.fire(changed, "filter")
+        finally:
+            page.timed = None
+        ms = (time.perf_counter() - t0) * 1000
+    for task in pending:  # the earlier step's answers (dropped when superseded)
+        n += await task
+    kinds = Counter(kind for _, kind in answers)
+    return {
+        "ms": ms,
+        "callbacks": n,
+        "answers": dict(kinds),
+        "labels": sorted({name for name, _ in answers}),
+        "answered": bool(kinds["answered"] + kinds["partial"])
+        and set(kinds) <= {"answered", "partial", "superseded"},
+        "sent": sent,
+    }
+
+
+async def tablet(page: Page, role: str, stop: asyncio.Event) -> None:
+    """A leader on a tablet: load ``/``, then change a filter after each think time.
+
+    The kinds of change take turns (from a random first one), so that every kind is made
+    even in a short run; what is chosen comes from the page's own choices.
+    """
     from datasources.periods import SHANGHAI
 
     rng = random.Random(page.name)
@@ -729,7 +970,8 @@ async def tablet(page: Page, role: str, towns: list[str], stop: asyncio.Event) -
     lo, hi = run.think
     await asyncio.sleep(rng.uniform(0, run.args.warmup / 2))  # people do not all start at once
     await page.load()
-    choices = periods(dt.datetime.now(SHANGHAI).date())
+    kinds = action_kinds(role)
+    turn = rng.randrange(len(kinds))
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=rng.uniform(lo, hi))
@@ -738,50 +980,83 @@ async def tablet(page: Page, role: str, towns: list[str], stop: asyncio.Event) -
             pass
         if run.max_interactions and len(run.record.interactions) >= run.max_interactions:
             return
-        kinds = ["village", "period"] if role == "town" else ["town", "village", "period"]
-        kind = rng.choice(kinds)
-        store = page.store
-        options = [o.get("value") for o in store.get("filter-village.options") or []]
-        if kind == "village" and not options:
-            kind = "period" if role == "town" else "town"
-        if kind == "town":
-            store["filter-town.value"] = rng.choice(towns)
-            changed = {"filter-town.value"}
-        elif kind == "village":
-            store["filter-village.value"] = rng.choice(options)
-            changed = {"filter-village.value"}
-        else:
-            start, end = rng.choice(choices)
-            store["filter-period.start_date"], store["filter-period.end_date"] = start, end
-            changed = {"filter-period.start_date", "filter-period.end_date"}
-        changed |= mirror_filters(store, kind)
-        t0 = time.perf_counter()
-        n = await page.fire(changed, "filter")
-        run.record.interactions.append((time.time(), kind, (time.perf_counter() - t0) * 1000, n))
+        today = dt.datetime.now(SHANGHAI).date()
+        choice = None
+        for _ in kinds:
+            kind = kinds[turn % len(kinds)]
+            turn += 1
+            choice = choose(page.store, role, kind, rng, today)
+            if choice is not None:
+                break
+        if choice is None:
+            continue
+        scope = dict(page.store.get(f"{ids.FILTER_SCOPE}.data") or {})
+        began = time.time()
+        timed = await act(page, choice, rng)
+        run.record.interactions.append(
+            {
+                "t": began,
+                "page": page.name,
+                "user": page.username,
+                "role": role,
+                "scope": scope,
+                "kind": choice.kind,
+                "value": choice.value,
+                "offered": choice.offered,
+                **timed,
+            }
+        )
 
 
-def mirror_filters(store: dict[str, Any], kind: str) -> set[str]:
-    """Do what the page's clientside filters callback does (``callbacks/filters.py``): set
-    ``filters-store`` from the dropdowns after a town, village or period choice."""
-    town, village = store.get("filter-town.value"), store.get("filter-village.value")
-    if kind == "town":
-        village = None
-    elif kind == "village" and village:
-        town = village[:9]
-    scope = store.get("filter-scope.data") or {}
-    town = scope.get("town") or town
-    changed = {"filters-store.data"}
-    for key, value in (("filter-town.value", town), ("filter-village.value", village)):
-        if store.get(key) != value:
-            store[key] = value
-            changed.add(key)
-    store["filters-store.data"] = {
+def mirror_filters(store: dict[str, Any], fired: set[str]) -> set[str]:
+    """Do what the page's clientside filters callback does (``callbacks/filters.py``,
+    ``FILTERS_JS``) after the components ``fired`` changed; return the props it set.
+
+    The deepest choice wins, a town official's town (a village secretary's village) is pinned
+    from ``filter-scope``, a village outside the town is dropped. Dash counts every value a
+    callback returns as a trigger, so ``filters-store.data`` always is one; a dropdown only
+    when its value changed (the callback returns ``no_update`` otherwise).
+    """
+    town = store.get(f"{ids.TOWN}.value") or None
+    village = store.get(f"{ids.VILLAGE}.value") or None
+    grid = store.get(f"{ids.GRID}.value") or None
+    f = {
         "town": town,
         "village": village,
-        "grid": None,
-        "start": (store.get("filter-period.start_date") or "")[:10] or None,
-        "end": (store.get("filter-period.end_date") or "")[:10] or None,
+        "grid": grid,
+        "start": _day(store.get(f"{ids.PERIOD}.start_date")),
+        "end": _day(store.get(f"{ids.PERIOD}.end_date")),
     }
+    if ids.GRID in fired and grid:
+        f["village"], f["town"] = grid[:12], grid[:9]
+    elif ids.VILLAGE in fired:
+        f["grid"] = None
+        if village:
+            f["town"] = village[:9]
+    elif ids.TOWN in fired:
+        f["village"] = f["grid"] = None
+    elif ids.UP in fired:
+        level = "grid" if f["grid"] else "village" if f["village"] else "town"
+        f[level] = None
+    scope = store.get(f"{ids.FILTER_SCOPE}.data") or {}
+    if scope.get("village"):
+        f["village"], f["town"] = scope["village"], scope["village"][:9]
+    elif scope.get("town"):
+        f["town"] = scope["town"]
+    if f["village"] and not (f["town"] and f["village"].startswith(f["town"])):
+        f["village"] = None
+    if f["grid"] and not (f["village"] and f["grid"].startswith(f["village"])):
+        f["grid"] = None
+    store[f"{ids.FILTERS}.data"] = f
+    changed = {f"{ids.FILTERS}.data"}
+    for key, now, was in (
+        (ids.TOWN, f["town"], town),
+        (ids.VILLAGE, f["village"], village),
+        (ids.GRID, f["grid"], grid),
+    ):
+        if now != was:
+            store[f"{key}.value"] = now
+            changed.add(f"{key}.value")
     return changed
 
 
@@ -825,6 +1100,25 @@ class Run:
         self.base = ""
         self.cap: Captured
         self.samples: list[dict[str, Any]] = []
+
+    def watch(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """Start a task whose exception, if it ends with one, counts as an error of the run."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.record.error("page task", f"{task.get_name()}: {type(exc).__name__}: {exc}")
+
+    def check_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Count the exceptions of finished tasks not started with ``watch``."""
+        for task in tasks:
+            if task.done():
+                self._task_done(task)
 
     async def channel_loop(self, redis_url: str, channel: str, stop: asyncio.Event) -> None:
         """Note when each probe is published by the worker on the live channel."""
@@ -936,17 +1230,25 @@ async def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         with engine.connect() as conn:
             towns = sorted(str(c) for c in conn.scalars(select(Town.code)))
         engine.dispose()
-        n_town = round(args.tablets * args.town_share)
-        users = [
+        users: list[tuple[str, str, str, str | None]] = [
             (CAPTURE_USER, PASSWORD, "district", None),
             (WALL_USER, PASSWORD, "district", None),
         ]
+        # The replayed tablets and the Chromium ones each have the same share of town
+        # officials (the towns taken in turn), each user with its own login.
         roles: list[tuple[str, str]] = []
-        for i in range(args.tablets):
-            role = "town" if i < n_town else "district"
-            name = f"load-tab{i:03d}"
-            users.append((name, PASSWORD, role, towns[i % len(towns)] if role == "town" else None))
-            roles.append((name, role))
+        browser_roles: list[tuple[str, str]] = []
+        for prefix, count, out in (
+            ("load-tab", args.tablets - args.browser_tablets, roles),
+            ("load-btab", args.browser_tablets, browser_roles),
+        ):
+            n_town = round(count * args.town_share)
+            for i in range(count):
+                role = "town" if i < n_town else "district"
+                name = f"{prefix}{i:03d}"
+                area = towns[i % len(towns)] if role == "town" else None
+                users.append((name, PASSWORD, role, area))
+                out.append((name, role))
         log(f"adding {len(users)} logins ...")
         add_users(url, users)
         devices = probe_devices(url)
@@ -999,22 +1301,24 @@ async def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             tasks: list[asyncio.Task[Any]] = []
             browser_task = None
             browsers_ready = asyncio.Event()
-            if args.browser_walls:
-                browser_task = asyncio.create_task(
-                    browser_walls(run, args.browser_walls, stop, browsers_ready)
+            if args.browser_walls or browser_roles:
+                browser_task = run.watch(
+                    chromium(run, args.browser_walls, browser_roles, stop, browsers_ready),
+                    "chromium",
                 )
             else:
                 browsers_ready.set()
             for page in pages:
-                tasks.append(asyncio.create_task(page.live(stop)))
-            tasks += [asyncio.create_task(wall(p, stop)) for p in walls]
+                tasks.append(run.watch(page.live(stop), page.name))
+            tasks += [run.watch(wall(p, stop), p.name) for p in walls]
             tasks += [
-                asyncio.create_task(tablet(p, role, towns, stop))
+                run.watch(tablet(p, role, stop), p.name)
                 for p, (_, role) in zip(tablets, roles, strict=True)
             ]
             log(
-                f"warming up {args.warmup:g} s ({len(tablets)} tablets, {len(walls)} socket "
-                f"walls, {args.browser_walls} Chromium walls, {args.rate:g} events/s) ..."
+                f"warming up {args.warmup:g} s ({len(tablets)} replayed and "
+                f"{len(browser_roles)} Chromium tablets, {len(walls)} socket walls, "
+                f"{args.browser_walls} Chromium walls, {args.rate:g} events/s) ..."
             )
             await asyncio.sleep(args.warmup)
             # The window starts once every wall shows its feed (late walls would miss probes).
@@ -1032,7 +1336,7 @@ async def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
             key = Settings(district_code=district).stream_key("events")
             channel = Settings(district_code=district).stream_key("live")
-            tasks.append(asyncio.create_task(run.channel_loop(redis_server.url, channel, stop)))
+            tasks.append(run.watch(run.channel_loop(redis_server.url, channel, stop), "channel"))
             await asyncio.sleep(0.2)  # subscribed before the first probe
             probe_task = asyncio.create_task(
                 run.probe_loop(redis_server.url, key, devices, probe_stop)
@@ -1066,7 +1370,9 @@ async def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 task.cancel()
             result["backlog"] = _backlog(redis_server.url, key)
             result["deadletters"] = _deadletters(redis_server.url, district)
-            result["log_errors"] = stack.log_errors()
+            for page in pages:
+                run.check_tasks(page.tasks)
+            result["log_errors"] = stack.log_errors(warnings=True)
             result["dead_processes"] = [f"{p.role} exit {p.popen.returncode}" for p in stack.dead()]
         seconds = wall1 - wall0
         capped = added0 is None or added1 is None
@@ -1135,23 +1441,77 @@ def _entries_added(redis_url: str, key: str, maxlen: int) -> int | None:
         return None if length >= 0.9 * (maxlen or 2_000_000) else length
 
 
-async def browser_walls(
-    run: Run, k: int, stop: asyncio.Event, ready: asyncio.Event
+# What a Chromium tablet reads of its page: the props of the filters in Dash's store.
+PROPS_JS = """
+(names) => {
+  const st = window.store && window.store.getState();
+  const out = {};
+  for (const id of names) {
+    const path = st && st.paths && st.paths.strs && st.paths.strs[id];
+    if (!path) continue;
+    let node = st.layout;
+    for (const k of path) node = node && node[k];
+    if (node && node.props) out[id] = node.props;
+  }
+  return out;
+}
+"""
+
+# Beside ui.py's TOWN_INIT: the filters each callback request carried, and the moment a
+# typed date is sent (Enter in the picker's inputs) as the start of a period change.
+SENT_INIT = """
+(() => {
+  window.__sent = [];
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    const url = typeof input === 'string' ? input : (input && input.url) || '';
+    if (url.includes('_dash-update-component') && init && init.body) {
+      try {
+        for (const i of JSON.parse(init.body).inputs || []) {
+          if (i && i.id === 'FILTERS' && i.property === 'data') {
+            const v = JSON.stringify(i.value);
+            if (window.__sent[window.__sent.length - 1] !== v) window.__sent.push(v);
+          }
+        }
+      } catch (e) {}
+    }
+    return fetch0.apply(this, arguments);
+  };
+  document.addEventListener('keydown', ev => {
+    const s = window.__town;
+    if (s && !s.clicked && ev.key === 'Enter' && ev.target.closest &&
+        ev.target.closest('#PERIOD-wrapper'))
+      s.clicked = performance.timeOrigin + performance.now();
+  }, true);
+})();
+""".replace("FILTERS", ids.FILTERS).replace("PERIOD", ids.PERIOD)
+
+
+async def chromium(
+    run: Run,
+    walls: int,
+    tablets: list[tuple[str, str]],
+    stop: asyncio.Event,
+    ready: asyncio.Event,
 ) -> dict[str, dict[str, float]]:
-    """K real Chromium ``/wall`` tabs in one browser; return probe id -> DOM time per tab."""
+    """K real Chromium ``/wall`` tabs and the Chromium tablets, each in its own browser
+    context (its own login, cookies and cache, as separate screens have); return probe id ->
+    DOM time per wall tab. The tablets record into ``run.record.browser_interactions``."""
     from browser import CHROMIUM, CHROMIUM_ARGS
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        users = [
+            run.watch(browser_tablet(run, browser, name, role, stop), name)
+            for name, role in tablets
+        ]
         try:
-            context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-            page = await context.new_page()
-            await login_page(page, run.base, WALL_USER)
-            await page.close()
             pages = []
-            for _ in range(k):
+            for _ in range(walls):
+                context = await browser.new_context(viewport={"width": 1920, "height": 1080})
                 page = await context.new_page()
+                await login_page(page, run.base, WALL_USER)
                 await page.goto(f"{run.base}/wall")
                 await page.wait_for_function(
                     "document.getElementById('ws-status')?.dataset.state === 'connected'",
@@ -1162,17 +1522,147 @@ async def browser_walls(
                 pages.append(page)
             ready.set()
             await stop.wait()
+            if users:
+                await asyncio.wait(users, timeout=60)
             out = {}
-            ids = list(run.record.probes)
+            probe_ids = list(run.record.probes)
             for i, page in enumerate(pages):
                 times = await page.evaluate(
-                    "ids => ids.map(i => window.__seen.get(i) ?? null)", ids
+                    "ids => ids.map(i => window.__seen.get(i) ?? null)", probe_ids
                 )
-                out[f"chromium{i}"] = {e: t / 1000 for e, t in zip(ids, times, strict=True) if t}
+                out[f"chromium{i}"] = {
+                    e: t / 1000 for e, t in zip(probe_ids, times, strict=True) if t
+                }
             return out
         finally:
             ready.set()  # also on failure: the caller then reads the task's exception
+            for task in users:
+                task.cancel()
             await browser.close()
+
+
+async def browser_tablet(run: Run, browser: Any, name: str, role: str, stop: asyncio.Event) -> None:
+    """A leader on a real tablet: ``/`` in its own context, the same kinds of change as the
+    replayed tablets (``action_kinds``, ``choose``) made with the real controls, each timed
+    to the last answer (network) and to the last panel drawn (``benchmarks/ui.py``)."""
+    from datasources.periods import SHANGHAI
+
+    rng = random.Random(name)
+    lo, hi = run.think
+    context = await browser.new_context(viewport={"width": 1366, "height": 1024})
+    try:
+        page = await context.new_page()
+        await page.add_init_script(TOWN_INIT)
+        await page.add_init_script(SENT_INIT)
+        await asyncio.sleep(rng.uniform(0, run.args.warmup / 2))
+        await login_page(page, run.base, name)
+        await page.goto(f"{run.base}/")
+        for ready_js in (
+            "document.querySelector('#kpi-tiles .tile .value span')",
+            "document.querySelectorAll('.dash-graph').length > 0 && "
+            "document.querySelectorAll('.js-plotly-plot').length >= "
+            "document.querySelectorAll('.dash-graph').length",
+            "document.querySelectorAll('#grid-map path.grid-cell').length > 0",
+        ):
+            await page.wait_for_function(ready_js, timeout=60_000)
+        kinds = action_kinds(role)
+        turn = rng.randrange(len(kinds))
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=rng.uniform(lo, hi))
+                return
+            except TimeoutError:
+                pass
+            props = await page.evaluate(PROPS_JS, [ids.TOWN, ids.VILLAGE, ids.PERIOD])
+            store = {f"{cid}.{k}": v for cid, ps in props.items() for k, v in ps.items()}
+            today = dt.datetime.now(SHANGHAI).date()
+            choice = None
+            for _ in kinds:
+                kind = kinds[turn % len(kinds)]
+                turn += 1
+                choice = choose(store, role, kind, rng, today)
+                if choice is not None:
+                    break
+            if choice is None:
+                continue
+            began = time.time()
+            timed = await browser_act(page, store, choice, rng)
+            run.record.browser_interactions.append(
+                {
+                    "t": began,
+                    "page": name,
+                    "user": name,
+                    "role": role,
+                    "kind": choice.kind,
+                    "value": choice.value,
+                    **timed,
+                }
+            )
+    finally:
+        await context.close()
+
+
+async def browser_act(
+    page: Any, store: dict[str, Any], choice: Choice, rng: random.Random
+) -> dict[str, Any]:
+    """Make one choice with the page's controls; time its last step as ``act`` does."""
+    await page.evaluate("window.__sent = []")
+    if choice.kind == "period":
+        start, end = choice.value
+        steps = [
+            ("#" + ids.PERIOD if k.endswith(".start_date") else f"#{ids.PERIOD}-end-date", v)
+            for step in period_steps(store, start, end)
+            for k, v in step.items()
+        ]
+    else:
+        steps = [(f"#{ids.TOWN if choice.kind == 'town' else ids.VILLAGE}", choice.value)]
+    panels: dict[str, Any] = {}
+    for i, (selector, value) in enumerate(steps):
+        if i:
+            await asyncio.sleep(rng.uniform(*PICK_GAP_S))
+        if i == len(steps) - 1:
+            # Armed before the last step: ui.py's hooks then time it from its pointerdown
+            # (a dropdown option) or Enter (a typed date), to the last panel drawn.
+            panels = await page.evaluate(TOWN_ARM, ["", ""])
+            await page.evaluate("window.__town.title = 0; window.__town.tile = 0")
+        if choice.kind == "period":
+            await page.fill(selector, value)
+            await page.press(selector, "Enter")
+        else:
+            await page.click(selector)
+            await page.click(f".dash-dropdown-option:has(input[value='{value}'])")
+    wanted = [("chart", c) for c in panels.get("charts", [])]
+    wanted += [("table", t) for t in panels.get("tables", [])]
+    if panels.get("map"):
+        wanted.append(("map", "map"))
+    deadline = time.monotonic() + 30
+    while True:
+        state, answers, now = await page.evaluate(
+            "[window.__town, window.__answers, performance.timeOrigin + performance.now()]"
+        )
+        done = {}
+        if state.get("clicked"):
+            done = {p: panel_done(state, answers, p[0], p[1], now) for p in wanted}
+            if answers and all(done.values()) and all(a["body"] for a in answers):
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{choice.kind} {choice.value} was not drawn in 30 s: {state}")
+        await asyncio.sleep(0.05)
+    if choice.kind == "period":
+        await page.keyboard.press("Escape")  # close the calendar the typed dates opened
+    clicked = state["clicked"]
+    sent = await page.evaluate("window.__sent")
+    last = max(a["body"] for a in answers)
+    return {
+        # As the replay times it: from the first request of the step to its last answer.
+        "ms": last - min(a["sent"] for a in answers),
+        # What the person waits for: from the click (or Enter) to the last answer, and to the
+        # last panel drawn (the page's own work before sending and after answers included).
+        "click_ms": last - clicked,
+        "drawn_ms": max(t for t, _ in filter(None, done.values())) - clicked,
+        "callbacks": len(answers),
+        "sent": [json.loads(v) for v in sent],
+    }
 
 
 # --- Report ------------------------------------------------------------------------------------
@@ -1186,10 +1676,15 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     calls = [c for c in rec.calls if t0 <= c[0] <= t1]
     by_tag: dict[str, list[float]] = defaultdict(list)
     by_label: dict[str, list[float]] = defaultdict(list)
-    for _, tag, name, ms, _status in calls:
-        by_tag[tag].append(ms)
-        by_label[name].append(ms)
-    inter = [i for i in rec.interactions if t0 <= i[0] <= t1]
+    answer_kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    for _, tag, name, ms, _status, kind in calls:
+        answer_kinds[tag][kind] += 1
+        if kind in ("answered", "partial"):  # a 204 (no_update) is no answer to time
+            by_tag[tag].append(ms)
+            by_label[name].append(ms)
+    inter_all = [i for i in rec.interactions if t0 <= i["t"] <= t1]
+    inter = [i for i in inter_all if i["answered"]]
+    browser_inter = [i for i in rec.browser_interactions if t0 <= i["t"] <= t1]
     lat_ws: list[float] = []
     expected_ws = seen_ws = 0
     for name, seen in rec.seen.items():
@@ -1209,6 +1704,23 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 seen_cr += 1
                 lat_cr.append((seen[pid] - sent) * 1000)
     errors = Counter(rec.errors)
+    # A town official's (a village secretary's) page offers only its own area.
+    outside = [
+        i
+        for i in rec.interactions
+        if i["kind"] != "period"
+        and (
+            i["value"] not in i["offered"]
+            or not str(i["value"]).startswith((i["scope"] or {}).get("town") or "")
+        )
+    ]
+    if outside:
+        errors["choice outside the page's choices"] += len(outside)
+    compare = _agreement(inter, browser_inter)
+    if compare and not compare["ok"]:
+        errors["replayed and Chromium tablets disagree (p95 to last answer)"] += 1
+    if result["config"].get("browser_tablets") and not browser_inter:
+        errors["no Chromium tablet change in the window"] += 1
     if result.get("log_errors"):
         errors["server log"] += len(result["log_errors"])
     if result.get("deadletters"):
@@ -1252,8 +1764,20 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "by_tag": {k: _stat(v) for k, v in by_tag.items()},
         "by_label": {k: _stat(v) for k, v in sorted(by_label.items())},
         "all_calls": _stat([c[3] for c in calls]),
-        "interactions": _stat([i[2] for i in inter]),
-        "interaction_calls": sum(i[3] for i in inter) / max(len(inter), 1),
+        "answer_kinds": {k: dict(v) for k, v in answer_kinds.items()},
+        "interactions": _stat([i["ms"] for i in inter]),
+        "interactions_by_kind": {
+            k: _stat([i["ms"] for i in inter if i["kind"] == k])
+            for k in sorted({i["kind"] for i in inter})
+        },
+        "interactions_refused": len(inter_all) - len(inter),
+        "interaction_calls": sum(i["callbacks"] for i in inter) / max(len(inter), 1),
+        "browser_interactions": _stat([i["ms"] for i in browser_inter]),
+        "browser_click": _stat([i["click_ms"] for i in browser_inter]),
+        "browser_drawn": _stat([i["drawn_ms"] for i in browser_inter]),
+        "browser_interaction_calls": sum(i["callbacks"] for i in browser_inter)
+        / max(len(browser_inter), 1),
+        "agreement": compare,
         "loads": _stat([x[2] for x in rec.loads]),
         "event_ws": {**_stat(lat_ws), "seen": seen_ws, "expected": expected_ws},
         "event_chromium": {**_stat(lat_cr), "seen": seen_cr, "expected": expected_cr},
@@ -1265,6 +1789,22 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "memory": memory,
         "ws_messages": dict(rec.ws_messages),
         "pushes": dict(rec.pushes.most_common()),
+    }
+
+
+def _agreement(
+    replayed: list[dict[str, Any]], chromium: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Compare the p95s to the last answer: the replay is honest when it is within 20 % of
+    the Chromium tablets' or 50 ms of it (None when one side has no figure)."""
+    if not replayed or not chromium:
+        return None
+    a = pct([i["ms"] for i in replayed], 95)
+    b = pct([i["ms"] for i in chromium], 95)
+    return {
+        "replayed_p95": a,
+        "chromium_p95": b,
+        "ok": abs(a - b) <= max(AGREE_SHARE * b, AGREE_MS),
     }
 
 
@@ -1287,8 +1827,8 @@ def report(result: dict[str, Any], s: dict[str, Any]) -> str:
     rows = [
         [
             "load",
-            f"{cfg['tablets']} tablets, {cfg['walls']} walls "
-            f"({cfg['browser_walls']} in Chromium), {cfg['rate']:g} events/s, "
+            f"{cfg['tablets']} tablets ({cfg.get('browser_tablets', 0)} in Chromium), "
+            f"{cfg['walls']} walls ({cfg['browser_walls']} in Chromium), {cfg['rate']:g} events/s, "
             f"{cfg['web_workers']} web process(es)",
             "",
         ],
@@ -1301,18 +1841,73 @@ def report(result: dict[str, Any], s: dict[str, Any]) -> str:
         ["callbacks, all (ms p50 / p95 / max)", trio(s["all_calls"]), ""],
     ]
     for tag in ("filter", "live", "rotate", "load"):
-        if tag in s["by_tag"]:
-            st = s["by_tag"][tag]
-            rows.append([f"callbacks from {tag} (n={st['n']})", trio(st), ""])
-    st = s["interactions"]
-    rows.append(
-        [
-            f"filter change → all panels answered (n={st['n']}, "
-            f"{s['interaction_calls']:.1f} callbacks each)",
-            trio(st),
-            "",
-        ]
-    )
+        if tag in s["by_tag"] or tag in s["answer_kinds"]:
+            st = s["by_tag"].get(tag) or _stat([])
+            kinds = s["answer_kinds"].get(tag, {})
+            rows.append(
+                [
+                    f"callbacks from {tag} (n={st['n']} answered; "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+                    + ")",
+                    trio(st),
+                    "",
+                ]
+            )
+    if cfg["tablets"]:
+        st = s["interactions"]
+        rows.append(
+            [
+                f"filter change → last answer, replayed tablets (n={st['n']}, "
+                f"{s['interaction_calls']:.1f} callbacks each; not the drawing)",
+                trio(st),
+                "",
+            ]
+        )
+        for kind, st in s["interactions_by_kind"].items():
+            rows.append([f"  {kind} (n={st['n']})", trio(st), ""])
+        rows.append(
+            [
+                "  changes not answered (a 204, an error or no callback in the chain)",
+                str(s["interactions_refused"]),
+                "0",
+            ]
+        )
+    if cfg.get("browser_tablets"):
+        st = s["browser_interactions"]
+        rows.append(
+            [
+                f"filter change → last answer, Chromium tablets (n={st['n']}, "
+                f"{s['browser_interaction_calls']:.1f} callbacks each; first request to last "
+                "answer, as replayed)",
+                trio(st),
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "  Chromium: click (or Enter) → last answer",
+                trio(s["browser_click"]),
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "  Chromium: click (or Enter) → last panel drawn (benchmarks/ui.py)",
+                trio(s["browser_drawn"]),
+                "",
+            ]
+        )
+        agree = s["agreement"]
+        rows.append(
+            [
+                "p95 to last answer: replayed vs Chromium",
+                "–"
+                if agree is None
+                else f"{fmt_ms(agree['replayed_p95'])} vs {fmt_ms(agree['chromium_p95'])} "
+                + ("(agree)" if agree["ok"] else "(DISAGREE)"),
+                f"within {AGREE_SHARE:.0%} or {AGREE_MS:g} ms",
+            ]
+        )
     ev = s["event_ws"]
     rows.append(
         [
@@ -1418,6 +2013,12 @@ def parser(**defaults: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--browser-walls", type=int, default=0, help="how many of the walls are real Chromium tabs"
     )
+    p.add_argument(
+        "--browser-tablets",
+        type=int,
+        default=0,
+        help="how many of the tablets are real Chromium tabs (each in its own context)",
+    )
     p.add_argument("--rate", type=float, default=200.0, help="simulated events/s")
     p.add_argument("--duration", type=float, default=120.0, help="measured seconds")
     p.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
@@ -1452,6 +2053,8 @@ def parser(**defaults: Any) -> argparse.ArgumentParser:
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.browser_walls > args.walls:
         p.error("--browser-walls cannot exceed --walls")
+    if args.browser_tablets > args.tablets:
+        p.error("--browser-tablets cannot exceed --tablets")
     lo, _, hi = args.think.partition(":")
     try:
         if not 0 <= float(lo) <= float(hi or lo):
@@ -1474,6 +2077,7 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
             raw["record"] = {
                 "calls": rec.calls,
                 "interactions": rec.interactions,
+                "browser_interactions": rec.browser_interactions,
                 "loads": rec.loads,
                 "errors": dict(rec.errors),
                 "examples": rec.examples,
