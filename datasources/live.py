@@ -31,6 +31,7 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 COUNTS_TTL_S = 3 * 86_400
 APPLIED_TTL_S = 7 * 86_400
 FEED_LENGTH = 200
+FEED_TEXT_LENGTH = 80
 UNANSWERED_WINDOW = dt.timedelta(days=1)
 
 # Counter names (the field is "<area code>|<metric>"; district, town, village and grid codes
@@ -208,7 +209,8 @@ def feed_entry(
 ) -> dict[str, Any]:
     """Build one live-feed entry: the kind is its code, ``params`` fill the line the page shows.
 
-    ``key`` is the key a caller pressed, for a ``call.key`` (the page marks green calls).
+    ``key`` is the key a caller pressed, for a ``call.key`` (the page marks green calls). Text
+    parameters are cut to FEED_TEXT_LENGTH characters, as long as a feed line can be.
     """
     grid, village, town = areas
     entry = {
@@ -220,7 +222,7 @@ def feed_entry(
         "village": village,
         "town": town,
         "code": kind,
-        "params": params,
+        "params": {k: v[:FEED_TEXT_LENGTH] if isinstance(v, str) else v for k, v in params.items()},
     }
     if key is not None:
         entry["key"] = key

@@ -311,7 +311,8 @@ def feed_text(entry: Mapping[str, Any], lang: str = "zh") -> str:
     if template not in STRINGS or not isinstance(params, dict):
         return label[:FEED_TEXT_LENGTH]
     shown = _Params({k: _param(k, v, lang) for k, v in params.items()})
-    return t(template, lang).format_map(shown | {"label": label})[:FEED_TEXT_LENGTH]
+    shown["label"] = label
+    return t(template, lang).format_map(shown)[:FEED_TEXT_LENGTH]
 
 
 def alert_text(alert: Mapping[str, Any], lang: str = "zh") -> str:

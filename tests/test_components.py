@@ -40,6 +40,8 @@ def test_a_feed_entry_is_rendered_from_its_code_in_the_viewers_language():
     line = feed_item(titled, NAMES, "en")
     assert "New request: &lt;b&gt;{key}&lt;/b&gt;长" in line and "<b>" not in line
     assert len(feed_text(titled, "zh")) == 80  # a line is cut at 80 characters
+    # A parameter the entry lacks shows as nothing rather than failing the whole feed.
+    assert feed_text(titled | {"params": {}}, "en") == "New request: "
 
 
 def test_an_old_feed_entry_without_a_code_is_shown_from_its_text():
