@@ -93,7 +93,6 @@ def alert_unanswered_calls(redis: Redis, district: str, now: dt.datetime) -> lis
             "unanswered_call",
             now,
             areas,
-            "绿键呼叫5分钟未响应",
         ):
             raised.append(call_id)
     return raised
@@ -171,7 +170,6 @@ def escalate_overdue_tickets(
                 f"overdue_{stage}",
                 now,
                 (event["grid"], None, None),
-                "工单超期未到场" if stage == "arrival" else "工单超期未办结",
                 ticket=tid,
             )
     return stages
@@ -202,7 +200,7 @@ def mark_offline_devices(
             "device_offline",
             now,
             (row.grid_code, row.village_code, row.town_code),
-            f"呼叫器{hours:g}小时无心跳",
+            {"hours": f"{hours:g}"},
         )
     return newly
 

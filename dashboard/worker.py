@@ -36,14 +36,14 @@ from datasources.events import (
     load_registry,
     parse_event,
 )
-from datasources.ingest import BatchOutcome, store_batch
+from datasources.ingest import BatchOutcome
+from datasources.kinds import rebuild_live, store_batch
 from datasources.live import (
     LiveKeys,
     LiveState,
     LiveStateMissing,
     apply_pending_outbox,
     delete_outbox,
-    rebuild_live_state,
 )
 
 log = logging.getLogger("wushi.worker")
@@ -152,14 +152,14 @@ class Worker:
         ensure_group(self.redis, self.keys.events)
         self.refresh_registry(force=True)
         if not self.live.is_built():
-            rebuild_live_state(self.engine, self.redis, self.settings.district_code)
+            rebuild_live(self.engine, self.redis, self.settings.district_code)
         self._apply_outbox()
 
     def _apply_outbox(self) -> None:
         try:
             apply_pending_outbox(self.engine, self.live)
         except LiveStateMissing:
-            rebuild_live_state(self.engine, self.redis, self.settings.district_code)
+            rebuild_live(self.engine, self.redis, self.settings.district_code)
             apply_pending_outbox(self.engine, self.live)
 
     # --- one batch ---------------------------------------------------------------------------
@@ -330,7 +330,7 @@ class Worker:
         try:
             self._with_group(lambda: self.live.apply(outbox_id, payload, ack))
         except LiveStateMissing:
-            rebuild_live_state(self.engine, self.redis, self.settings.district_code)
+            rebuild_live(self.engine, self.redis, self.settings.district_code)
             self._with_group(lambda: self.live.apply(outbox_id, payload, ack))
         delete_outbox(self.engine, outbox_id)
         self.live.forget(outbox_id)

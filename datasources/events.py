@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -244,6 +245,14 @@ class SupervisionPosted(_VillageEvent):
     vote_closes: dt.date
 
 
+class NoticePosted(_VillageEvent):
+    """A village posted a notice on its notice board."""
+
+    kind: Literal["notice.posted"]
+    notice: Id
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class SupervisionVoted(_VillageEvent):
     """The current vote tally of a supervision item."""
 
@@ -271,34 +280,18 @@ Event = Annotated[
     | PointsRedeemed
     | JobPlaced
     | SupervisionPosted
-    | SupervisionVoted,
+    | SupervisionVoted
+    | NoticePosted,
     Field(discriminator="kind"),
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_KINDS: tuple[str, ...] = tuple(
-    model.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
-    for model in (
-        CallKey,
-        CallReturned,
-        DeviceHeartbeat,
-        TicketCreated,
-        TicketDispatched,
-        TicketArrived,
-        TicketResolved,
-        TicketRated,
-        TicketClosed,
-        TicketEscalated,
-        TicketReopened,
-        PetitionFiled,
-        MediationClosed,
-        PointsEarned,
-        PointsRedeemed,
-        JobPlaced,
-        SupervisionPosted,
-        SupervisionVoted,
-    )
-)
+# The kinds, in the order of the union above (each model's ``kind`` literal).
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in Event.__origin__.__args__  # type: ignore[attr-defined]
+}
+EVENT_KINDS: tuple[str, ...] = tuple(EVENT_MODELS)
 TICKET_STAGE_KINDS = frozenset(
     k for k in EVENT_KINDS if k.startswith("ticket.") and k != "ticket.created"
 )
@@ -487,8 +480,6 @@ def _reference_fields(model: type[BaseModel]) -> frozenset[str]:
 
 def load_registry(engine: Engine, district_code: str) -> Registry:
     """Read the registry of known codes and ids from SQL."""
-    import time
-
     registry = Registry(district_code=district_code, loaded_at=time.monotonic())
     with Session(engine) as session:
         for code, village, town in session.execute(

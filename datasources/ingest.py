@@ -1,4 +1,9 @@
-"""Store a batch of validated events in SQL, idempotently, in one transaction.
+"""Store validated events in SQL, idempotently: the store functions of the event kinds.
+
+``datasources.kinds.store_batch`` runs, in one transaction, the store function each kind
+declares; a store function inserts its kind's rows, applies what follows from them in SQL and
+in the live state (linking answered calls, ticket stages, open tickets), and lists the events
+stored for the first time in ``BatchOutcome.stored`` for their kind's live projection.
 
 Every fact row's primary key is the producer's event id, so each insert is
 ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the ids that come back are the events stored
@@ -10,12 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from datasources.events import (
@@ -28,12 +31,7 @@ from datasources.live import (
     LiveDelta,
     LiveKeys,
     call_info,
-    call_key_metric,
-    feed_entry,
-    kind_text,
-    stage_metric,
     ticket_info,
-    write_outbox,
 )
 from datasources.models import (
     CallEvent,
@@ -48,6 +46,7 @@ from datasources.models import (
     Ticket,
     TicketEvent,
     UTCDateTime,
+    VillageNotice,
 )
 
 CALL_ANSWER_WINDOW = dt.timedelta(minutes=5)
@@ -66,6 +65,8 @@ class BatchOutcome:
     parked: dict[str, str] = field(default_factory=dict)  # event id -> reason
     outbox_id: str | None = None
     payload: str = ""
+    # The events stored for the first time, with their (grid, village, town), for projecting.
+    stored: list[tuple[Event, tuple[str | None, str, str]]] = field(default_factory=list)
 
 
 def _insert_new(
@@ -202,31 +203,7 @@ def _extra(event: Event) -> dict[str, Any]:
     return {k: v for k, v in event.model_dump(mode="json").items() if k not in _COMMON}
 
 
-def store_batch(
-    engine: Engine, events: Sequence[Event], registry: Registry, *, now: dt.datetime
-) -> BatchOutcome:
-    """Store checked events in one transaction; return the new ids, parked ids and delta."""
-    out = BatchOutcome()
-    unique: dict[str, Event] = {}
-    for event in events:
-        unique.setdefault(event.id, event)
-    by_kind: dict[str, list[Any]] = defaultdict(list)
-    for event in unique.values():
-        by_kind[event.kind].append(event)
-    delta = LiveDelta(registry.district_code)
-    with engine.begin() as conn:
-        _store_calls(conn, by_kind, registry, delta, out)
-        _store_heartbeats(conn, by_kind, registry, delta, out)
-        _store_tickets(conn, by_kind, registry, delta, out)
-        _store_call_returns(conn, by_kind, registry, delta, out)
-        _store_village_facts(conn, by_kind, registry, delta, out)
-        _store_supervision(conn, by_kind, registry, delta, out)
-        out.outbox_id = write_outbox(conn, delta, now)
-    out.payload = delta.payload() if out.outbox_id else ""
-    return out
-
-
-def _store_calls(conn, by_kind, registry: Registry, delta: LiveDelta, out: BatchOutcome) -> None:
+def store_calls(conn, by_kind, registry: Registry, delta: LiveDelta, out: BatchOutcome) -> None:
     calls = by_kind.get("call.key")
     if not calls:
         return
@@ -254,14 +231,13 @@ def _store_calls(conn, by_kind, registry: Registry, delta: LiveDelta, out: Batch
             continue
         d = registry.devices[e.device]
         areas = (d.grid, d.village, d.town)
-        delta.count(e.ts, areas, call_key_metric(e.key))
-        delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.key), e.key))
+        out.stored.append((e, areas))
         if e.key == "call":
             delta.zadd(keys.unanswered, e.id, e.ts.timestamp())
             delta.hset(keys.unanswered_info, e.id, call_info(*areas, e.device, e.ts))
 
 
-def _store_heartbeats(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+def store_heartbeats(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
     beats = by_kind.get("device.heartbeat")
     if not beats:
         return
@@ -285,7 +261,7 @@ def _store_heartbeats(conn, by_kind, registry: Registry, delta: LiveDelta, out) 
             delta.hdel(keys.alerts, f"device:{device}")
 
 
-def _store_tickets(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+def store_tickets(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
     keys = LiveKeys(registry.district_code)
     created = by_kind.get("ticket.created", [])
     stage = [e for kind in TICKET_STAGE_KINDS for e in by_kind.get(kind, [])]
@@ -340,8 +316,7 @@ def _store_tickets(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> 
     out.new_ids |= new_log | {e.id for e in new_created}
     for e in new_created:
         areas = known[e.ticket]
-        delta.count(e.ts, areas, "requests")
-        delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.title)))
+        out.stored.append((e, areas))
         if e.source == "caller":
             _link_call(conn, e, areas, delta, keys)
     applied = sorted((e for e in ready if e.id in new_log), key=lambda e: (e.ts, e.id))
@@ -355,10 +330,7 @@ def _store_tickets(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> 
         _apply_stage(conn, run)
     for e in applied:
         areas = known[e.ticket]
-        delta.count(e.ts, areas, stage_metric(e.kind) or "escalated")
-        if e.kind == "ticket.rated":
-            delta.count(e.ts, areas, e.rating)
-        delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.ticket)))
+        out.stored.append((e, areas))
     touched = {e.ticket for e in new_created} | {e.ticket for e in applied}
     if touched:
         t = Ticket.__table__.c
@@ -427,7 +399,7 @@ def _answered(delta: LiveDelta, keys: LiveKeys, call_id: str, ts: dt.datetime, a
     delta.hdel(keys.alerts, f"call:{call_id}")
 
 
-def _store_call_returns(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+def store_call_returns(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
     returns = by_kind.get("call.returned")
     if not returns:
         return
@@ -468,10 +440,10 @@ def _store_call_returns(conn, by_kind, registry: Registry, delta: LiveDelta, out
         areas = calls[e.call]
         if conn.execute(_RETURN_CALL, {"ts": e.ts, "call": e.call}).rowcount:
             _answered(delta, keys, e.call, e.ts, areas)
-        delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind)))
+        out.stored.append((e, areas))
 
 
-def _store_village_facts(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+def store_petitions(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
     areas: tuple[str | None, str, str]
     petitions = by_kind.get("petition.filed", [])
     if petitions:
@@ -492,9 +464,11 @@ def _store_village_facts(conn, by_kind, registry: Registry, delta: LiveDelta, ou
         for e in petitions:
             if e.id in new:
                 areas = (None, e.village, registry.villages[e.village])
-                delta.count(e.ts, areas, "petitions")
-                delta.count(e.ts, areas, "petition_persons", e.persons)
-                delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.level)))
+                out.stored.append((e, areas))
+
+
+def store_mediations(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+    areas: tuple[str | None, str, str]
     mediations = by_kind.get("mediation.closed", [])
     if mediations:
         rows = [
@@ -513,8 +487,11 @@ def _store_village_facts(conn, by_kind, registry: Registry, delta: LiveDelta, ou
         for e in mediations:
             if e.id in new:
                 areas = (None, e.village, registry.villages[e.village])
-                delta.count(e.ts, areas, "mediations")
-                delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind)))
+                out.stored.append((e, areas))
+
+
+def store_points(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+    areas: tuple[str | None, str, str]
     points = by_kind.get("points.earned", []) + by_kind.get("points.redeemed", [])
     if points:
         rows = [
@@ -540,10 +517,11 @@ def _store_village_facts(conn, by_kind, registry: Registry, delta: LiveDelta, ou
                     e.village,
                     registry.villages[e.village],
                 )
-                delta.count(e.ts, areas, "points_" + e.kind.split(".")[1], e.points)
-                delta.add_feed(
-                    feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, str(e.points)))
-                )
+                out.stored.append((e, areas))
+
+
+def store_jobs(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+    areas: tuple[str | None, str, str]
     jobs = by_kind.get("job.placed", [])
     if jobs:
         rows = [
@@ -567,11 +545,10 @@ def _store_village_facts(conn, by_kind, registry: Registry, delta: LiveDelta, ou
                     _FILL_WELFARE_JOB, {"ts": e.ts, "placement": e.id, "village": e.village}
                 )
             areas = (None, e.village, registry.villages[e.village])
-            delta.count(e.ts, areas, "placements")
-            delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.job_kind)))
+            out.stored.append((e, areas))
 
 
-def _store_supervision(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+def store_supervision(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
     posted = by_kind.get("supervision.posted", [])
     votes = by_kind.get("supervision.voted", [])
     if posted:
@@ -597,8 +574,7 @@ def _store_supervision(conn, by_kind, registry: Registry, delta: LiveDelta, out)
             if e.item in new:
                 out.new_ids.add(e.id)
                 areas = (None, e.village, registry.villages[e.village])
-                delta.count(e.ts, areas, "supervision_posted")
-                delta.add_feed(feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, e.title)))
+                out.stored.append((e, areas))
     if not votes:
         return
     s = SupervisionItem.__table__.c
@@ -632,7 +608,26 @@ def _store_supervision(conn, by_kind, registry: Registry, delta: LiveDelta, out)
     for e in fresh:
         village, town = items[e.item]
         areas = (None, village, town)
-        delta.count(e.ts, areas, "supervision_votes")
-        delta.add_feed(
-            feed_entry(e.id, e.kind, e.ts, areas, kind_text(e.kind, f"{e.approve}:{e.reject}"))
-        )
+        out.stored.append((e, areas))
+
+
+def store_notices(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+    notices = by_kind.get("notice.posted", [])
+    if not notices:
+        return
+    rows = [
+        {
+            "id": e.id,
+            "notice_id": e.notice,
+            "village_code": e.village,
+            "town_code": registry.villages[e.village],
+            "title": e.title,
+            "posted_at": e.ts,
+        }
+        for e in notices
+    ]
+    new = _insert_new(conn, VillageNotice.__table__, rows)
+    out.new_ids |= new
+    for e in notices:
+        if e.id in new:
+            out.stored.append((e, (None, e.village, registry.villages[e.village])))

@@ -14,26 +14,14 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from datasources.models import (
-    CallEvent,
-    CallReturn,
-    JobPlacement,
-    LiveOutbox,
-    Mediation,
-    Petition,
-    PointsTransaction,
-    SupervisionItem,
-    SupervisionVote,
-    Ticket,
-    TicketEvent,
-)
+from datasources.models import CallEvent, LiveOutbox, Ticket
 from datasources.periods import local_day
 
 # Asia/Shanghai has kept UTC+8 without daylight saving since 1991; a fixed offset is ~10x faster.
@@ -43,6 +31,7 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 COUNTS_TTL_S = 3 * 86_400
 APPLIED_TTL_S = 7 * 86_400
 FEED_LENGTH = 200
+FEED_TEXT_LENGTH = 80
 UNANSWERED_WINDOW = dt.timedelta(days=1)
 
 # Counter names (the field is "<area code>|<metric>"; district, town, village and grid codes
@@ -72,50 +61,6 @@ METRICS = (
     "supervision_posted",
     "supervision_votes",
 )
-
-_CALL_KEY_METRIC = {
-    "call": "calls",
-    "hangup": "hangups",
-    "satisfied": "thumbs_up",
-    "unsatisfied": "thumbs_down",
-}
-_STAGE_METRIC = {
-    "ticket.created": "requests",
-    "ticket.dispatched": "dispatched",
-    "ticket.arrived": "arrived",
-    "ticket.resolved": "resolved",
-    "ticket.rated": "rated",
-    "ticket.closed": "closed",
-    "ticket.escalated": "escalated",
-    "ticket.reopened": "reopened",
-}
-_STAGE_STATUS = {
-    "ticket.created": "open",
-    "ticket.dispatched": "dispatched",
-    "ticket.arrived": "in_progress",
-    "ticket.resolved": "resolved",
-    "ticket.reopened": "reopened",
-}
-_KIND_TEXT = {
-    "call.key": "一键呼叫",
-    "call.returned": "书记回电",
-    "device.heartbeat": "设备心跳",
-    "ticket.created": "新诉求",
-    "ticket.dispatched": "已派单",
-    "ticket.arrived": "已到场",
-    "ticket.resolved": "已化解",
-    "ticket.rated": "已评价",
-    "ticket.closed": "已办结",
-    "ticket.escalated": "已上报",
-    "ticket.reopened": "重新办理",
-    "petition.filed": "信访",
-    "mediation.closed": "调解结案",
-    "points.earned": "积分获得",
-    "points.redeemed": "积分兑换",
-    "job.placed": "就业安置",
-    "supervision.posted": "监督公示",
-    "supervision.voted": "监督表决",
-}
 
 
 @dataclass(frozen=True)
@@ -259,10 +204,14 @@ def feed_entry(
     kind: str,
     ts: dt.datetime,
     areas: Sequence[str | None],
-    text: str,
+    params: dict[str, Any],
     key: str | None = None,
 ) -> dict[str, Any]:
-    """Build one live-feed entry (``key``: the key a caller pressed, for a ``call.key``)."""
+    """Build one live-feed entry: the kind is its code, ``params`` fill the line the page shows.
+
+    ``key`` is the key a caller pressed, for a ``call.key`` (the page marks green calls). Text
+    parameters are cut to FEED_TEXT_LENGTH characters, as long as a feed line can be.
+    """
     grid, village, town = areas
     entry = {
         "_ts": ts.timestamp(),
@@ -272,37 +221,12 @@ def feed_entry(
         "grid": grid,
         "village": village,
         "town": town,
-        "text": text[:80],
+        "code": kind,
+        "params": {k: v[:FEED_TEXT_LENGTH] if isinstance(v, str) else v for k, v in params.items()},
     }
     if key is not None:
         entry["key"] = key
     return entry
-
-
-# Codes that appear as the detail of a feed line, in the words a person reads.
-_DETAIL_TEXT = {
-    "call": "绿键（找书记）",
-    "hangup": "红键（挂断）",
-    "satisfied": "满意",
-    "unsatisfied": "不满意",
-    "grid": "网格",
-    "village": "村",
-    "town": "镇",
-    "district": "区",
-    "city": "市",
-    "province": "省",
-    "national": "国家",
-    "public_welfare": "公益性岗位",
-    "doorstep": "家门口就业",
-    "urban": "城镇就业",
-}
-
-
-def kind_text(kind: str, detail: str = "") -> str:
-    """Return a short Chinese label of an event for the feed."""
-    label = _KIND_TEXT.get(kind, kind)
-    detail = _DETAIL_TEXT.get(detail, detail)
-    return f"{label}：{detail}" if detail else label
 
 
 def ticket_info(
@@ -322,21 +246,6 @@ def ticket_info(
         },
         separators=(",", ":"),
     )
-
-
-def stage_status(kind: str) -> str | None:
-    """Return the status a ticket stage event moves the ticket to (None if it does not)."""
-    return _STAGE_STATUS.get(kind)
-
-
-def stage_metric(kind: str) -> str | None:
-    """Return the counter a ticket event increments."""
-    return _STAGE_METRIC.get(kind)
-
-
-def call_key_metric(key: str) -> str:
-    """Return the counter a key press increments."""
-    return _CALL_KEY_METRIC[key]
 
 
 # KEYS: 1 applied marker, 2 built marker, 3 stream, 4 feed, 5.. counter and state keys.
@@ -497,12 +406,21 @@ def release_lock(redis: Redis, name: str, token: str) -> None:
     redis.eval(_RELEASE_LUA, 1, name, token)
 
 
+# Adds each stored event's projection (counters, feed entry) since a time to a delta, from SQL.
+History = Callable[[Connection, LiveDelta, dt.datetime], None]
+
+
 def rebuild_live_state(
-    engine: Engine, redis: Redis, district: str, now: dt.datetime | None = None
+    engine: Engine,
+    redis: Redis,
+    district: str,
+    history: History,
+    now: dt.datetime | None = None,
 ) -> bool:
     """Recompute the live state from SQL unless another process is doing it; True if built.
 
-    Counters cover today and yesterday (Asia/Shanghai). The SQL snapshot also lists the outbox
+    Counters cover today and yesterday (Asia/Shanghai): ``history`` projects the events stored
+    since then (``datasources.kinds.project_history``). The SQL snapshot also lists the outbox
     rows not yet applied: their effects are in the snapshot, so they are marked applied.
     """
     keys = LiveKeys(district)
@@ -523,7 +441,7 @@ def rebuild_live_state(
         with engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            delta, outbox_ids = _snapshot(conn, district, start, now)
+            delta, outbox_ids = _snapshot(conn, district, start, now, history)
             conn.rollback()
         tmp = f"{keys.k('live:rebuild')}:{token}:"
         targets: dict[str, str] = {}
@@ -567,30 +485,15 @@ def rebuild_live_state(
 
 
 def _snapshot(
-    conn: Connection, district: str, start: dt.datetime, now: dt.datetime
+    conn: Connection, district: str, start: dt.datetime, now: dt.datetime, history: History
 ) -> tuple[LiveDelta, list[str]]:
-    """Read the live state out of SQL: counters since ``start``, open tickets, calls, feed."""
+    """Read the live state out of SQL: the events' projections since ``start`` and the state
+    that follows from stored rows (answered calls, unanswered calls, open tickets)."""
     keys = LiveKeys(district)
     delta = LiveDelta(district)
-    feed: list[tuple[dt.datetime, dict[str, Any]]] = []
     outbox_ids = list(conn.scalars(select(LiveOutbox.id)))
-
-    def note(
-        eid: str,
-        kind: str,
-        ts: dt.datetime,
-        areas: tuple[Any, Any, Any],
-        text: str,
-        key: str | None = None,
-    ) -> None:
-        feed.append((ts, feed_entry(eid, kind, ts, areas, text, key)))
-
+    history(conn, delta, start)
     c = CallEvent
-    for eid, key, ts, grid, village, town in conn.execute(
-        select(c.id, c.key, c.ts, c.grid_code, c.village_code, c.town_code).where(c.ts >= start)
-    ):
-        delta.count(ts, (grid, village, town), call_key_metric(key))
-        note(eid, "call.key", ts, (grid, village, town), kind_text("call.key", key), key)
     for answered, grid, village, town in conn.execute(
         select(c.answered_at, c.grid_code, c.village_code, c.town_code).where(
             c.answered_at >= start
@@ -605,34 +508,7 @@ def _snapshot(
     ):
         delta.zadd(keys.unanswered, eid, ts.timestamp())
         delta.hset(keys.unanswered_info, eid, _call_info(grid, village, town, device, ts))
-    r = CallReturn
-    for eid, ts, grid, village, town in conn.execute(
-        select(r.id, r.ts, r.grid_code, r.village_code, r.town_code).where(r.ts >= start)
-    ):
-        note(eid, "call.returned", ts, (grid, village, town), kind_text("call.returned"))
-    t, te = Ticket, TicketEvent
-    for eid, kind, ts, data, tid, grid, village, town, title in conn.execute(
-        select(
-            te.id,
-            te.kind,
-            te.ts,
-            te.data,
-            te.ticket_id,
-            t.grid_code,
-            t.village_code,
-            t.town_code,
-            t.title,
-        )
-        .join(t, t.id == te.ticket_id)
-        .where(te.ts >= start)
-    ):
-        areas = (grid, village, town)
-        metric = stage_metric(kind)
-        if metric:
-            delta.count(ts, areas, metric)
-        if kind == "ticket.rated" and (data or {}).get("rating") in ("satisfied", "unsatisfied"):
-            delta.count(ts, areas, data["rating"])
-        note(eid, kind, ts, areas, kind_text(kind, title if kind == "ticket.created" else tid))
+    t = Ticket
     for tid, grid, village, town, category, priority, status, created in conn.execute(
         select(
             t.id,
@@ -650,62 +526,6 @@ def _snapshot(
             tid,
             ticket_info((grid, village, town), category, priority, status, created),
         )
-    p = Petition
-    for eid, ts, village, town, persons, level in conn.execute(
-        select(p.id, p.filed_at, p.village_code, p.town_code, p.persons, p.level).where(
-            p.filed_at >= start
-        )
-    ):
-        delta.count(ts, (village, town), "petitions")
-        delta.count(ts, (village, town), "petition_persons", persons)
-        note(eid, "petition.filed", ts, (None, village, town), kind_text("petition.filed", level))
-    m = Mediation
-    for eid, ts, village, town in conn.execute(
-        select(m.id, m.closed_at, m.village_code, m.town_code).where(m.closed_at >= start)
-    ):
-        delta.count(ts, (village, town), "mediations")
-        note(eid, "mediation.closed", ts, (None, village, town), kind_text("mediation.closed"))
-    pt = PointsTransaction
-    for eid, ts, pgrid, village, town, kind, points in conn.execute(
-        select(pt.id, pt.ts, pt.grid_code, pt.village_code, pt.town_code, pt.kind, pt.points).where(
-            pt.ts >= start
-        )
-    ):
-        delta.count(ts, (pgrid, village, town), f"points_{kind}", points)
-        note(eid, f"points.{kind}", ts, (None, village, town), kind_text(f"points.{kind}"))
-    j = JobPlacement
-    for eid, ts, village, town, job_kind in conn.execute(
-        select(j.id, j.placed_at, j.village_code, j.town_code, j.job_kind).where(
-            j.placed_at >= start
-        )
-    ):
-        delta.count(ts, (village, town), "placements")
-        note(eid, "job.placed", ts, (None, village, town), kind_text("job.placed", job_kind))
-    s = SupervisionItem
-    for eid, ts, village, town, title in conn.execute(
-        select(s.event_id, s.posted_at, s.village_code, s.town_code, s.title).where(
-            s.posted_at >= start
-        )
-    ):
-        delta.count(ts, (village, town), "supervision_posted")
-        note(
-            eid,
-            "supervision.posted",
-            ts,
-            (None, village, town),
-            kind_text("supervision.posted", title),
-        )
-    v = SupervisionVote
-    for eid, ts, village, town in conn.execute(
-        select(v.id, v.ts, s.village_code, s.town_code)
-        .join(s, s.id == v.item_id)
-        .where(v.ts >= start)
-    ):
-        delta.count(ts, (village, town), "supervision_votes")
-        note(eid, "supervision.voted", ts, (None, village, town), kind_text("supervision.voted"))
-    feed.sort(key=lambda pair: (pair[0], pair[1]["id"]))
-    for ts, entry in feed[-FEED_LENGTH:]:
-        delta.add_feed(entry | {"_ts": ts.timestamp()})
     return delta, outbox_ids
 
 
@@ -762,10 +582,14 @@ def raise_alert(
     kind: str,
     ts: dt.datetime,
     areas: Iterable[str | None],
-    text: str,
+    params: dict[str, Any] | None = None,
     ticket: str | None = None,
 ) -> bool:
-    """Add an alert unless it is already active; True if it is new."""
+    """Add an alert unless it is already active; True if it is new.
+
+    ``kind`` is also the alert's code: the page renders ``alert.<kind>`` with ``params`` in the
+    viewer's language (layouts/i18n.py).
+    """
     grid, village, town = tuple(areas)
     entry = {
         "id": alert_id,
@@ -775,7 +599,8 @@ def raise_alert(
         "village": village,
         "town": town,
         "ticket": ticket,
-        "text": text,
+        "code": kind,
+        "params": params or {},
     }
     return bool(
         redis.hsetnx(

@@ -534,3 +534,19 @@ class KioskToken(Base):
 
 
 __all__ += ["KioskToken"]
+
+
+class VillageNotice(Base):
+    """A notice a village posted on its notice board (``notice.posted``)."""
+
+    __tablename__ = "village_notices"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)  # the event id
+    notice_id: Mapped[str] = mapped_column(ID, index=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)
+    town_code: Mapped[str] = mapped_column(CODE, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+__all__ += ["VillageNotice"]

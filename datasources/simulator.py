@@ -3,7 +3,8 @@
 Calls come from stored devices (more from villages with more elderly residents); a green-key
 call is answered within 1-4 minutes by a ticket or a call-back; tickets move through
 dispatched → arrived → resolved → rated → closed with delays scaled by ``speed``; heartbeats,
-points, mediations, jobs, supervision posts and votes and (rarely) petitions are mixed in.
+points, mediations, jobs, supervision posts and votes and (rarely) petitions and village
+notices are mixed in.
 """
 
 from __future__ import annotations
@@ -27,20 +28,6 @@ from datasources.models import Device, Household, Staff, Village
 from datasources.stream import publish
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-# Share of new "stories" started per kind (a green call starts a whole ticket story).
-_STARTS: tuple[tuple[str, float], ...] = (
-    ("heartbeat", 0.40),
-    ("green_call", 0.12),
-    ("thumbs", 0.06),
-    ("hangup", 0.03),
-    ("app_ticket", 0.06),
-    ("points_earned", 0.13),
-    ("points_redeemed", 0.08),
-    ("mediation", 0.03),
-    ("job", 0.04),
-    ("supervision", 0.02),
-    ("petition", 0.005),
-)
 _LEVELS = (("grid", 0.70), ("village", 0.24), ("town", 0.05), ("district", 0.01))
 _TITLES = {
     "dispute": "邻里宅基地纠纷",
@@ -54,6 +41,7 @@ _TITLES = {
     "supervision": "村务公开疑问",
     "other": "其他诉求",
 }
+_NOTICES = ("秋季防火安全提示", "新风超市兑换时间调整", "村民代表大会通知", "医保缴费提醒")
 
 
 @dataclass
@@ -172,107 +160,135 @@ class Simulator:
             title=_TITLES[category],
         )
 
-    def start_story(self) -> dict[str, Any]:
-        """Begin one new story and return its first event."""
-        w = self.world
-        what = self.rng.choices([k for k, _ in _STARTS], weights=[p for _, p in _STARTS])[0]
-        if what == "heartbeat":
-            device, grid, _ = self.rng.choice(w.devices)
-            battery = (
-                self.rng.randint(5, 19) if self.rng.random() < 0.04 else self.rng.randint(35, 100)
-            )
-            return self._event("device.heartbeat", grid=grid, device=device, battery=battery)
-        if what in ("green_call", "thumbs", "hangup"):
-            device, grid, village = self._device()
-            key = {"green_call": "call", "hangup": "hangup"}.get(what) or (
-                "satisfied" if self.rng.random() < 0.98 else "unsatisfied"
-            )
-            call = self._event("call.key", grid=grid, device=device, key=key)
-            if key == "call":
-                delay = self.rng.uniform(1, 4)
-                if self.rng.random() < 0.7:
-                    self._later(delay, lambda: self._ticket_story(grid, "caller"))
-                else:
-                    secretary = w.secretary.get(village) or self._staff(grid)
-                    self._later(
-                        delay,
-                        lambda: self._event(
-                            "call.returned",
-                            grid=grid,
-                            device=device,
-                            call=call["id"],
-                            staff=secretary,
-                        ),
-                    )
-            return call
-        if what == "app_ticket":
-            _, grid, _ = self.rng.choice(w.devices)
-            return self._ticket_story(grid, self.rng.choice(("app", "hotline", "walk_in")))
-        village = self.rng.choice(w.villages)
-        if what in ("points_earned", "points_redeemed"):
-            household = self.rng.choice(w.households[village])
-            if what == "points_earned":
-                activity = self.rng.choice(("环境整治", "志愿服务", "孝老爱亲", "移风易俗"))
-                return self._event(
-                    "points.earned",
-                    village=village,
-                    household=household,
-                    points=self.rng.choice((2, 5, 10, 20)),
-                    activity=activity,
+    def heartbeat(self) -> dict[str, Any]:
+        """A caller's heartbeat; about 4% report a low battery."""
+        device, grid, _ = self.rng.choice(self.world.devices)
+        battery = self.rng.randint(5, 19) if self.rng.random() < 0.04 else self.rng.randint(35, 100)
+        return self._event("device.heartbeat", grid=grid, device=device, battery=battery)
+
+    def _key_press(self, key: str) -> dict[str, Any]:
+        """A key press; a green-key call is answered by a ticket (70%) or a call-back."""
+        device, grid, village = self._device()
+        call = self._event("call.key", grid=grid, device=device, key=key)
+        if key == "call":
+            delay = self.rng.uniform(1, 4)
+            if self.rng.random() < 0.7:
+                self._later(delay, lambda: self._ticket_story(grid, "caller"))
+            else:
+                secretary = self.world.secretary.get(village) or self._staff(grid)
+                self._later(
+                    delay,
+                    lambda: self._event(
+                        "call.returned", grid=grid, device=device, call=call["id"], staff=secretary
+                    ),
                 )
-            return self._event(
-                "points.redeemed",
-                village=village,
-                household=household,
-                points=self.rng.choice((5, 10, 30, 50)),
-                item=self.rng.choice(("食用油", "洗衣液", "大米", "毛巾")),
-            )
-        if what == "mediation":
-            return self._event(
-                "mediation.closed",
-                village=village,
-                team="五老调解队",
-                outcome="settled" if self.rng.random() < 0.92 else "referred",
-            )
-        if what == "job":
-            kind = self.rng.choices(("public_welfare", "doorstep", "urban"), (0.2, 0.5, 0.3))[0]
-            return self._event(
-                "job.placed",
-                village=village,
-                person="P" + uuid.uuid4().hex[:12],
-                job_kind=kind,
-                employer=self.rng.choice(("叶集木业", "家门口就业车间", "六安某物流")),
-                hourly_wage=round(self.rng.uniform(12, 30), 1),
-            )
-        if what == "supervision":
-            item = "SV" + uuid.uuid4().hex[:12]
-            closes = dt.date.today() + dt.timedelta(days=self.rng.choice((5, 7, 10)))
-            voters = self.rng.randint(20, 80)
-            approve = sum(self.rng.random() < 0.9 for _ in range(voters))
-            self._later(
-                self.rng.uniform(30, 240),
-                lambda: self._event(
-                    "supervision.voted",
-                    village=village,
-                    item=item,
-                    approve=approve,
-                    reject=voters - approve,
-                ),
-            )
-            return self._event(
-                "supervision.posted",
+        return call
+
+    def green_call(self) -> dict[str, Any]:
+        """A green-key call and the ticket or call-back that answers it."""
+        return self._key_press("call")
+
+    def thumbs(self) -> dict[str, Any]:
+        """A satisfied (98%) or unsatisfied key press."""
+        return self._key_press("satisfied" if self.rng.random() < 0.98 else "unsatisfied")
+
+    def hangup(self) -> dict[str, Any]:
+        """A red-key press."""
+        return self._key_press("hangup")
+
+    def app_ticket(self) -> dict[str, Any]:
+        """A ticket from the app, the hotline or a walk-in, and its stages."""
+        _, grid, _ = self.rng.choice(self.world.devices)
+        return self._ticket_story(grid, self.rng.choice(("app", "hotline", "walk_in")))
+
+    def _village(self) -> str:
+        return self.rng.choice(self.world.villages)
+
+    def points_earned(self) -> dict[str, Any]:
+        village = self._village()
+        return self._event(
+            "points.earned",
+            village=village,
+            household=self.rng.choice(self.world.households[village]),
+            points=self.rng.choice((2, 5, 10, 20)),
+            activity=self.rng.choice(("环境整治", "志愿服务", "孝老爱亲", "移风易俗")),
+        )
+
+    def points_redeemed(self) -> dict[str, Any]:
+        village = self._village()
+        return self._event(
+            "points.redeemed",
+            village=village,
+            household=self.rng.choice(self.world.households[village]),
+            points=self.rng.choice((5, 10, 30, 50)),
+            item=self.rng.choice(("食用油", "洗衣液", "大米", "毛巾")),
+        )
+
+    def mediation(self) -> dict[str, Any]:
+        return self._event(
+            "mediation.closed",
+            village=self._village(),
+            team="五老调解队",
+            outcome="settled" if self.rng.random() < 0.92 else "referred",
+        )
+
+    def job(self) -> dict[str, Any]:
+        kind = self.rng.choices(("public_welfare", "doorstep", "urban"), (0.2, 0.5, 0.3))[0]
+        return self._event(
+            "job.placed",
+            village=self._village(),
+            person="P" + uuid.uuid4().hex[:12],
+            job_kind=kind,
+            employer=self.rng.choice(("叶集木业", "家门口就业车间", "六安某物流")),
+            hourly_wage=round(self.rng.uniform(12, 30), 1),
+        )
+
+    def supervision(self) -> dict[str, Any]:
+        """A supervision item posted for a vote, and its tally 30 minutes to 4 hours later."""
+        village = self._village()
+        item = "SV" + uuid.uuid4().hex[:12]
+        closes = dt.date.today() + dt.timedelta(days=self.rng.choice((5, 7, 10)))
+        voters = self.rng.randint(20, 80)
+        approve = sum(self.rng.random() < 0.9 for _ in range(voters))
+        self._later(
+            self.rng.uniform(30, 240),
+            lambda: self._event(
+                "supervision.voted",
                 village=village,
                 item=item,
-                title="村集体资金使用公示",
-                vote_closes=closes.isoformat(),
-            )
+                approve=approve,
+                reject=voters - approve,
+            ),
+        )
+        return self._event(
+            "supervision.posted",
+            village=village,
+            item=item,
+            title="村集体资金使用公示",
+            vote_closes=closes.isoformat(),
+        )
+
+    def petition(self) -> dict[str, Any]:
         return self._event(
             "petition.filed",
-            village=village,
+            village=self._village(),
             level=self.rng.choices(("district", "city", "province", "national"), (6, 3, 1, 0.2))[0],
             persons=self.rng.choices((1, 2, 3, 5), (6, 2, 1, 0.5))[0],
             repeat=self.rng.random() < 0.1,
         )
+
+    def notice(self) -> dict[str, Any]:
+        return self._event(
+            "notice.posted",
+            village=self._village(),
+            notice="N" + uuid.uuid4().hex[:12],
+            title=self.rng.choice(_NOTICES),
+        )
+
+    def start_story(self) -> dict[str, Any]:
+        """Begin one new story and return its first event."""
+        story = self.rng.choices([s for s, _ in _STARTS], weights=[p for _, p in _STARTS])[0]
+        return story(self)
 
     def next_events(self, n: int) -> list[dict[str, Any]]:
         """Return ``n`` events: due follow-ups first, then new stories."""
@@ -285,6 +301,23 @@ class Simulator:
         while len(out) < n:
             out.append(self.start_story())
         return out
+
+
+# Share of new stories started per kind of story (a green call starts a whole ticket story).
+_STARTS: tuple[tuple[Callable[[Simulator], dict[str, Any]], float], ...] = (
+    (Simulator.heartbeat, 0.40),
+    (Simulator.green_call, 0.12),
+    (Simulator.thumbs, 0.06),
+    (Simulator.hangup, 0.03),
+    (Simulator.app_ticket, 0.06),
+    (Simulator.points_earned, 0.13),
+    (Simulator.points_redeemed, 0.08),
+    (Simulator.mediation, 0.03),
+    (Simulator.job, 0.04),
+    (Simulator.supervision, 0.02),
+    (Simulator.petition, 0.005),
+    (Simulator.notice, 0.005),
+)
 
 
 def run_simulation(

@@ -186,7 +186,7 @@ def feed_item(entry: dict[str, Any], names: dict[str, str], lang: str = "zh") ->
     ts = str(entry.get("ts", ""))
     clock = ts[11:19] if len(ts) >= 19 else ts
     where = names.get(entry.get("village") or "", "") or names.get(entry.get("town") or "", "")
-    text = feed_text(str(entry.get("kind", "")), str(entry.get("text", "")), lang)
+    text = feed_text(entry, lang)
     return (
         f'<li data-event-id="{escape(str(entry["id"]))}" '
         f'data-kind="{escape(str(entry.get("kind", "")))}">'
@@ -211,7 +211,7 @@ def alert_item(alert: dict[str, Any], names: dict[str, str], lang: str = "zh") -
         "",
     )
     ts = str(alert.get("ts", ""))[11:16]
-    text = alert_text(str(alert.get("kind", "")), str(alert.get("text", "")), lang)
+    text = alert_text(alert, lang)
     return f'<div class="alert">{escape(f"{ts} {where} {text}")}</div>'
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 LANGS = ("zh", "en")
 
 STRINGS: dict[str, tuple[str, str]] = {
@@ -215,63 +218,118 @@ def normal_lang(value: str | None) -> str:
     return "en" if value == "en" else "zh"
 
 
-# The live feed's lines are written by the worker in Chinese ("label：detail"); in English the
-# page shows the event kind's English label and translates the details it knows.
-KIND_EN = {
-    "call.key": "One-key call",
-    "call.returned": "Secretary called back",
-    "device.heartbeat": "Caller heartbeat",
-    "ticket.created": "New request",
-    "ticket.dispatched": "Dispatched",
-    "ticket.arrived": "Arrived on site",
-    "ticket.resolved": "Resolved",
-    "ticket.rated": "Rated",
-    "ticket.closed": "Closed",
-    "ticket.escalated": "Escalated",
-    "ticket.reopened": "Reopened",
-    "petition.filed": "Petition",
-    "mediation.closed": "Dispute mediated",
-    "points.earned": "Points earned",
-    "points.redeemed": "Points redeemed",
-    "job.placed": "Job placement",
-    "supervision.posted": "Supervision item posted",
-    "supervision.voted": "Supervision vote",
+# The live feed and the alerts: the worker and the scheduler store a code and its parameters
+# (datasources/kinds.py declares each event kind's code); the page renders them here in the
+# viewer's language. ``event.<kind>`` is a kind's label, ``feed.<kind>`` the line with its
+# parameters (a kind without one shows its label), ``value.<param>.<value>`` a parameter value
+# that is a code, ``alert.<code>`` an alert. Entries stored before codes existed carry a Chinese
+# ``text`` and are shown from it.
+EVENT_STRINGS: dict[str, tuple[str, str]] = {
+    "event.call.key": ("一键呼叫", "One-key call"),
+    "event.call.returned": ("书记回电", "Secretary called back"),
+    "event.device.heartbeat": ("设备心跳", "Caller heartbeat"),
+    "event.ticket.created": ("新诉求", "New request"),
+    "event.ticket.dispatched": ("已派单", "Dispatched"),
+    "event.ticket.arrived": ("已到场", "Arrived on site"),
+    "event.ticket.resolved": ("已化解", "Resolved"),
+    "event.ticket.rated": ("已评价", "Rated"),
+    "event.ticket.closed": ("已办结", "Closed"),
+    "event.ticket.escalated": ("已上报", "Escalated"),
+    "event.ticket.reopened": ("重新办理", "Reopened"),
+    "event.petition.filed": ("信访", "Petition"),
+    "event.mediation.closed": ("调解结案", "Dispute mediated"),
+    "event.points.earned": ("积分获得", "Points earned"),
+    "event.points.redeemed": ("积分兑换", "Points redeemed"),
+    "event.job.placed": ("就业安置", "Job placement"),
+    "event.supervision.posted": ("监督公示", "Supervision item posted"),
+    "event.supervision.voted": ("监督表决", "Supervision vote"),
+    "event.notice.posted": ("村务公告", "Village notice"),
+    "feed.call.key": ("{label}：{key}", "{label}: {key}"),
+    "feed.ticket.created": ("{label}：{title}", "{label}: {title}"),
+    "feed.ticket.dispatched": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.ticket.arrived": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.ticket.resolved": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.ticket.rated": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.ticket.closed": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.ticket.escalated": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.ticket.reopened": ("{label}：{ticket}", "{label}: {ticket}"),
+    "feed.petition.filed": ("{label}：{level}", "{label}: {level}"),
+    "feed.points.earned": ("{label}：{points}", "{label}: {points}"),
+    "feed.points.redeemed": ("{label}：{points}", "{label}: {points}"),
+    "feed.job.placed": ("{label}：{job_kind}", "{label}: {job_kind}"),
+    "feed.supervision.posted": ("{label}：{title}", "{label}: {title}"),
+    "feed.supervision.voted": ("{label}：{approve}:{reject}", "{label}: {approve}:{reject}"),
+    "feed.notice.posted": ("{label}：{title}", "{label}: {title}"),
+    "value.key.call": ("绿键（找书记）", "green key (call the secretary)"),
+    "value.key.hangup": ("红键（挂断）", "red key (hang up)"),
+    "value.key.satisfied": ("满意", "satisfied"),
+    "value.key.unsatisfied": ("不满意", "not satisfied"),
+    "value.level.district": ("区", "district"),
+    "value.level.city": ("市", "city"),
+    "value.level.province": ("省", "province"),
+    "value.level.national": ("国家", "national"),
+    "value.job_kind.public_welfare": ("公益性岗位", "public-welfare post"),
+    "value.job_kind.doorstep": ("家门口就业", "doorstep job"),
+    "value.job_kind.urban": ("城镇就业", "urban job"),
+    "alert.unanswered_call": (
+        "绿键呼叫5分钟未响应",
+        "Green-key call not answered within 5 minutes",
+    ),
+    "alert.overdue_arrival": ("工单超期未到场", "Ticket overdue: nobody on site yet"),
+    "alert.overdue_closure": ("工单超期未办结", "Ticket overdue: not closed"),
+    "alert.device_offline": ("呼叫器{hours}小时无心跳", "Caller silent for {hours} hours"),
 }
-DETAIL_EN = {
-    "绿键（找书记）": "green key (call the secretary)",
-    "红键（挂断）": "red key (hang up)",
-    "满意": "satisfied",
-    "不满意": "not satisfied",
-    "网格": "grid",
-    "村": "village",
-    "镇": "town",
-    "区": "district",
-    "市": "city",
-    "省": "province",
-    "国家": "national",
-    "公益性岗位": "public-welfare post",
-    "家门口就业": "doorstep job",
-    "城镇就业": "urban job",
-}
+STRINGS.update(EVENT_STRINGS)
+FEED_TEXT_LENGTH = 80
 
 
-def feed_text(kind: str, text: str, lang: str) -> str:
-    """Return a feed line in ``lang``: the worker writes it in Chinese as "label：detail"."""
-    if lang != "en":
-        return text
-    _label, sep, detail = text.partition("：")
-    label = KIND_EN.get(kind, kind)
-    return f"{label}: {DETAIL_EN.get(detail, detail)}" if sep and detail else label
+def _param(name: str, value: Any, lang: str) -> str:
+    """Return a parameter as shown: its label when it is a code with one, else itself."""
+    key = f"value.{name}.{value}"
+    return t(key, lang) if key in STRINGS else str(value)
 
 
-ALERT_EN = {
-    "unanswered_call": "Green-key call not answered within 5 minutes",
-    "overdue_arrival": "Ticket overdue: nobody on site yet",
-    "overdue_closure": "Ticket overdue: not closed",
-    "device_offline": "Caller silent for 24 hours",
-}
+def event_label(kind: str, lang: str = "zh") -> str:
+    """Return an event kind's label (the kind itself when it has none)."""
+    key = f"event.{kind}"
+    return t(key, lang) if key in STRINGS else kind
 
 
-def alert_text(kind: str, text: str, lang: str) -> str:
-    """Return an alert's text in ``lang`` (the scheduler writes it in Chinese)."""
-    return ALERT_EN.get(kind, text) if lang == "en" else text
+def feed_text(entry: Mapping[str, Any], lang: str = "zh") -> str:
+    """Return a live-feed entry's line in ``lang`` from its code and parameters.
+
+    An entry without a code (stored before codes existed) shows its Chinese ``text``, or in
+    English its kind's label.
+    """
+    code = entry.get("code")
+    if not isinstance(code, str):
+        text = str(entry.get("text", ""))
+        return event_label(str(entry.get("kind", "")), lang) if lang == "en" else text
+    params = entry.get("params") or {}
+    template = f"feed.{code}"
+    label = event_label(code, lang)
+    if template not in STRINGS or not isinstance(params, dict):
+        return label[:FEED_TEXT_LENGTH]
+    shown = _Params({k: _param(k, v, lang) for k, v in params.items()})
+    shown["label"] = label
+    return t(template, lang).format_map(shown)[:FEED_TEXT_LENGTH]
+
+
+def alert_text(alert: Mapping[str, Any], lang: str = "zh") -> str:
+    """Return an alert's text in ``lang`` from its code and parameters (else its stored text)."""
+    code = alert.get("code")
+    if isinstance(code, str) and f"alert.{code}" in STRINGS:
+        params = alert.get("params") or {}
+        shown = _Params({k: _param(k, v, lang) for k, v in dict(params).items()})
+        return t(f"alert.{code}", lang).format_map(shown)
+    kind = f"alert.{alert.get('kind', '')}"
+    if lang == "en" and kind in STRINGS and "{" not in STRINGS[kind][1]:
+        return t(kind, lang)
+    return str(alert.get("text", ""))
+
+
+class _Params(dict[str, str]):
+    """Template parameters; one that is missing shows as nothing rather than failing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""

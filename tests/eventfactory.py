@@ -146,6 +146,9 @@ class Factory:
             "supervision.voted", ts, village=self.village, item=item, approve=approve, reject=reject
         )
 
+    def notice(self, title: str = "秋季防火安全提示", ts=None) -> dict[str, Any]:
+        return self.base("notice.posted", ts, village=self.village, notice=new_id(), title=title)
+
 
 def make_settings(tmp_path, district: str, database_url: str, redis_url: str, **kw) -> Settings:
     """Settings for a pipeline test."""

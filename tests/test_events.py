@@ -51,6 +51,7 @@ EXAMPLES = {
         "vote_closes": "2026-12-01",
     },
     "supervision.voted": {"village": VILLAGE, "item": "I1", "approve": 9, "reject": 1},
+    "notice.posted": {"village": VILLAGE, "notice": "N1", "title": "秋季防火安全提示"},
 }
 
 
@@ -78,6 +79,8 @@ def test_every_kind_has_a_valid_example(kind):
         (event("points.earned", points=0), "points: must be > 0"),
         (event("device.heartbeat", battery=101), "battery: must be <= 100"),
         (event("ticket.created", title="长" * 201), "title: must be at most 200 characters"),
+        (event("notice.posted", title="长" * 201), "title: must be at most 200 characters"),
+        (event("notice.posted", title=""), "title: must not be empty"),
         (event("petition.filed", v=2), "v: must be 1"),
         (
             event("petition.filed", ts="2026-11-24T09:30:05"),

@@ -12,11 +12,16 @@ import pytest
 import uvicorn
 from eventfactory import Factory, make_settings
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from dashboard.api import build_api_router
 from dashboard.embedded_redis import free_port
+from dashboard.worker import Worker
 from datasources.events import load_registry
+from datasources.live import read_feed
+from datasources.models import VillageNotice
 from datasources.stream import redis_client
+from layouts.components import feed_item
 
 TOKEN = "test-token-" + "x" * 30
 
@@ -102,3 +107,32 @@ def test_bad_bodies_are_400_and_big_ones_413(api):
     assert post(url, b"{not json")[0] == 400
     assert post(url, b'"a string"')[0] == 400
     assert post(url, json.dumps([f.petition() for _ in range(51)]).encode())[0] == 413
+
+
+def test_a_village_notice_goes_from_the_api_to_sql_and_the_feed_in_both_languages(
+    api, tmp_path, seeded_engine, seeded_url, redis_url, test_district
+):
+    url, redis, f = api
+    settings = make_settings(tmp_path, test_district, seeded_url, redis_url)
+    worker = Worker(settings, seeded_engine, redis, consumer="notice")
+    worker.start()
+    notice = f.notice(title="秋季防火<安全>提示")
+    status, body = post(url, json.dumps(notice).encode())
+    assert status == 202 and body == {"accepted": [notice["id"]]}
+    while entries := worker.read_new():
+        worker.process(entries)
+    with seeded_engine.connect() as conn:
+        row = conn.execute(
+            select(VillageNotice.notice_id, VillageNotice.village_code, VillageNotice.title).where(
+                VillageNotice.id == notice["id"]
+            )
+        ).one()
+    assert tuple(row) == (notice["notice"], f.village, "秋季防火<安全>提示")
+    entry = next(e for e in read_feed(redis, f.district) if e["id"] == notice["id"])
+    assert entry["code"] == "notice.posted" and entry["params"] == {"title": "秋季防火<安全>提示"}
+    assert entry["village"] == f.village and "text" not in entry
+    names = {f.village: "孙岗村"}
+    zh, en = feed_item(entry, names, "zh"), feed_item(entry, names, "en")
+    assert f'data-event-id="{notice["id"]}"' in zh
+    assert "孙岗村 村务公告：秋季防火&lt;安全&gt;提示" in zh
+    assert "孙岗村 Village notice: 秋季防火&lt;安全&gt;提示" in en

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from dashboard.worker import GROUP, Worker, ensure_group
 from datasources.events import parse_event
-from datasources.ingest import store_batch
+from datasources.kinds import KINDS, rebuild_live, store_batch
 from datasources.live import LiveKeys, local_day, read_counts, read_feed
 from datasources.models import (
     CallEvent,
@@ -39,6 +39,7 @@ from datasources.models import (
     SupervisionVote,
     Ticket,
     TicketEvent,
+    VillageNotice,
 )
 from datasources.stream import append_events, publish, redis_client
 
@@ -115,6 +116,7 @@ def test_every_event_kind_is_stored(pipeline, seeded_engine):
         f.points("redeemed"),
         f.job("urban"),
         f.supervision_posted(item),
+        f.notice(),
     ]
     send(worker, events)
     send(worker, [f.call_returned(other_call["id"]), f.supervision_voted(item, 30, 2)])
@@ -129,6 +131,7 @@ def test_every_event_kind_is_stored(pipeline, seeded_engine):
     assert count(seeded_engine, JobPlacement) == 1
     assert count(seeded_engine, SupervisionItem) == 1
     assert count(seeded_engine, SupervisionVote) == 1
+    assert count(seeded_engine, VillageNotice) == 1
     assert count(seeded_engine, LiveOutbox) == 0
     with seeded_engine.connect() as conn:
         t = conn.execute(select(Ticket).where(Ticket.id == tid)).one()
@@ -366,6 +369,66 @@ def test_lost_live_state_is_rebuilt_from_sql(pipeline, seeded_engine):
     assert [e["id"] for e in read_feed(redis, f.district)][1:] == [e["id"] for e in feed]
     assert redis.hexists(worker.keys.open_tickets, ticket["ticket"])
     assert redis.zcard(worker.keys.unanswered) == 1
+
+
+def test_arriving_events_and_the_rebuild_from_sql_project_a_mix_of_kinds_alike(
+    pipeline, seeded_engine
+):
+    """Every kind's one projection serves both paths: the live state after the worker stored a
+    mix of kinds equals the live state rebuilt from SQL (counters, feed entries, open tickets)."""
+    worker, redis, f = pipeline
+    answered, unanswered, returned = f.call(), f.call(), f.call()
+    ticket = f.ticket(source="caller")
+    rated = f.ticket()
+    item = "SV" + new_id()[:10]
+    send(worker, [answered, unanswered, returned, f.call("satisfied"), f.call("hangup")])
+    send(
+        worker,
+        [
+            ticket,
+            rated,
+            f.call_returned(returned["id"]),
+            f.heartbeat(),
+            f.petition(),
+            f.mediation(),
+            f.points(),
+            f.points("redeemed"),
+            f.job("public_welfare"),
+            f.supervision_posted(item),
+            f.notice(title="村民代表大会通知"),
+        ],
+    )
+    send(
+        worker,
+        [f.stage(k, ticket["ticket"]) for k in ("ticket.dispatched", "ticket.arrived")]
+        + [f.stage(k, rated["ticket"]) for k in ("ticket.resolved", "ticket.rated")]
+        + [
+            f.stage("ticket.escalated", rated["ticket"]),
+            f.stage("ticket.closed", rated["ticket"]),
+            f.stage("ticket.reopened", rated["ticket"]),
+            f.supervision_voted(item, 9, 1),
+        ],
+    )
+    keys = worker.keys
+    day = local_day(dt.datetime.now(dt.UTC))
+
+    def state() -> tuple:
+        return (
+            redis.hgetall(keys.counts(day)),
+            # By id: events of one second in different batches are in batch order on arrival.
+            sorted((json.loads(x) for x in redis.lrange(keys.feed, 0, -1)), key=lambda e: e["id"]),
+            redis.hgetall(keys.open_tickets),
+            redis.zrange(keys.unanswered, 0, -1, withscores=True),
+        )
+
+    arrived = state()
+    # Every kind with a feed entry is in the feed, as a code with parameters (no text).
+    assert {k for k in KINDS if k != "device.heartbeat"} <= {e["kind"] for e in arrived[1]}
+    assert all(e["code"] == e["kind"] and "text" not in e for e in arrived[1][:20])
+    for name in redis.scan_iter(match=f"wushi:{{{f.district}}}:live:*"):
+        redis.delete(name)
+    assert rebuild_live(seeded_engine, redis, f.district)
+    assert state() == arrived
 
 
 @st.composite
