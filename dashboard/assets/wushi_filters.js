@@ -62,6 +62,7 @@
     return [f, keep(f.town, town), keep(f.village, village), keep(f.grid, grid)];
   }
 
-  window.dash_clientside = Object.assign({}, window.dash_clientside);
+  // The same object Dash's renderer fills in (no_update, callback_context): extend, not replace.
+  window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.wushi = Object.assign({}, window.dash_clientside.wushi, { filters });
 })();
