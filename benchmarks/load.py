@@ -549,7 +549,7 @@ class Page:
 
     async def login(self) -> None:
         """``POST /login`` with the form, as the browser does; keep the session cookie."""
-        from dashboard.auth import COOKIE_NAME
+        from dashboard.sessions import COOKIE_NAME
 
         r = await self.client.post(
             "/login", data={"username": self.username, "password": PASSWORD, "next": self.path}
@@ -722,7 +722,7 @@ class Page:
     async def _socket(self, stop: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
 
-        from dashboard.auth import COOKIE_NAME
+        from dashboard.sessions import COOKIE_NAME
 
         cookie = self.client.cookies.get(COOKIE_NAME)
         url = self.run.base.replace("http://", "ws://") + "/_dash-ws-callback"

@@ -2,7 +2,7 @@
 
 Only a district admin (a person: not a town or village login, not a wall's kiosk token) gets
 anything: for everyone else the callback answers "no update" (HTTP 204), whatever the request
-says. The middleware also refuses ``/audit`` itself to them (``dashboard.auth``).
+says. The middleware also refuses ``/audit`` itself to them (``dashboard.middleware``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,14 @@ from typing import Any
 
 from dash.exceptions import PreventUpdate
 
-from dashboard.auth import CURRENT_ADDRESS, CURRENT_USER, SessionUser, clamp_area
+from datasources.identity import (
+    AREA_KEYS,
+    CURRENT_ADDRESS,
+    CURRENT_USER,
+    SessionUser,
+    area_filters,
+    clamp_area,
+)
 from datasources.kpi import AreaRef, UnknownArea
 from datasources.periods import Period, local_day
 
@@ -43,38 +50,46 @@ def address() -> str | None:
     return CURRENT_ADDRESS.get()
 
 
-def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:
-    """Return the area the filters name, if the user may see it; otherwise no update.
+def scoped_area(sources: Any, filters: dict[str, Any] | None) -> AreaRef | None:
+    """Return the area the filters name if the user may see it, else None.
 
     The filters come from the browser and may be forged: the user's own area is enforced here,
-    on the server, whatever the dropdowns offered.
+    on the server, whatever the dropdowns offered (``datasources.identity.clamp_area``). A
+    database outage is not an answer: it raises, like in every other callback.
     """
     f = filters or {}
     who = user()
-    wanted = (f.get("town"), f.get("village"), f.get("grid"))
+    wanted = tuple(f.get(key) if isinstance(f.get(key), str) else None for key in AREA_KEYS)
 
     def clamp() -> AreaRef | None:
         # A refusal is an answer (None), not an exception: OutOfScope is a PermissionError, an
         # OSError, which Sources.cached takes for "database unavailable" (it would mark every
         # page of the process stale because one user asked for another town).
         try:
-            return clamp_area(
-                who,
-                sources.engine,
-                town=wanted[0],
-                village=wanted[1],
-                grid=wanted[2],
-                district_code=sources.district,
-            )
+            return clamp_area(who, sources.engine, *wanted, district_code=sources.district)
         except (PermissionError, UnknownArea, LookupError):
             return None
 
     # Cached per scope and request (areas hardly change), so a page does not query the
     # database for it on every callback, and keeps working from the cache while it is down.
-    found = sources.cached(("clamp", who.role, who.area_code, wanted), clamp, long=True)
+    return sources.cached(  # type: ignore[no-any-return]
+        ("clamp", who.role, who.area_code, wanted), clamp, long=True
+    )
+
+
+def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:
+    """Return the area the filters name, if the user may see it; otherwise no update."""
+    found = scoped_area(sources, filters)
     if found is None:
         raise PreventUpdate
-    return found  # type: ignore[no-any-return]
+    return found
+
+
+def pinned_filters(sources: Any, filters: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the filters pinned to what the user may see: an area out of scope (a forged or
+    stale request, a shared link to another town) gives the user's own area instead."""
+    found = scoped_area(sources, filters) or area(sources, {})
+    return area_filters(found, filters)
 
 
 def default_period(today: dt.date) -> Period:

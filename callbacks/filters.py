@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import Input, Output, State, no_update
+from dash import ClientsideFunction, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks import common
 from callbacks.router import dropdown_options, filters_search, parse_search
+from geo.codes import town_of, village_of
 from layouts import ids
 from layouts.i18n import normal_lang
 
@@ -24,58 +25,19 @@ def drill_down(filters: dict[str, Any], code: str | None) -> dict[str, Any]:
     out = dict(filters)
     town, village = out.get("town"), out.get("village")
     if not town or not code.startswith(town):
-        out.update(town=code[:9], village=None, grid=None)
+        out.update(town=town_of(code), village=None, grid=None)
     elif not village or not code.startswith(village):
-        out.update(village=code[:12], grid=None)
+        out.update(village=village_of(code), grid=None)
     else:
         out["grid"] = code
     return out
 
 
-# The filters follow the dropdowns in the browser: a town chosen is one state change, not a
-# round trip to the server before the panels may even ask (docs/performance.md, "Town switch").
-# The server still checks the area in every callback (callbacks/common.py::area); pinning a
-# town official's town here only keeps the dropdowns honest.
-FILTERS_JS = """
-function(town, village, grid, start, end, _up, scope) {
-    const cc = window.dash_clientside;
-    const fired = new Set(
-        (cc.callback_context.triggered || []).map((t) => t.prop_id.split(".")[0])
-    );
-    const f = {
-        town: town || null, village: village || null, grid: grid || null,
-        start: (start || "").slice(0, 10) || null, end: (end || "").slice(0, 10) || null,
-    };
-    // The deepest choice that changed wins: a map click may set several dropdowns at once.
-    if (fired.has("__GRID__") && grid) {
-        f.village = grid.slice(0, 12);
-        f.town = grid.slice(0, 9);
-    } else if (fired.has("__VILLAGE__")) {
-        f.grid = null;
-        if (village) { f.town = village.slice(0, 9); }
-    } else if (fired.has("__TOWN__")) {
-        f.village = null;
-        f.grid = null;
-    } else if (fired.has("__UP__")) {
-        const level = f.grid ? "grid" : f.village ? "village" : "town";
-        f[level] = null;
-    }
-    const s = scope || {};
-    if (s.village) {
-        f.village = s.village;
-        f.town = s.village.slice(0, 9);
-    } else if (s.town) {
-        f.town = s.town;
-    }
-    if (f.village && !(f.town && f.village.startsWith(f.town))) { f.village = null; }
-    if (f.grid && !(f.village && f.grid.startsWith(f.village))) { f.grid = null; }
-    const keep = (now, was) => ((now || null) === (was || null) ? cc.no_update : now);
-    return [f, keep(f.town, town), keep(f.village, village), keep(f.grid, grid)];
-}
-"""
-_IDS = {"TOWN": ids.TOWN, "VILLAGE": ids.VILLAGE, "GRID": ids.GRID, "UP": ids.UP}
-for _token, _id in _IDS.items():
-    FILTERS_JS = FILTERS_JS.replace(f"__{_token}__", _id)
+# The filters follow the dropdowns in the browser (dashboard/assets/wushi_filters.js): a town
+# chosen is one state change, not a round trip to the server before the panels may even ask
+# (docs/performance.md, "Town switch"). The server still pins the area in every callback
+# (callbacks/common.py::area); the pinning there only keeps the dropdowns honest.
+FILTERS_JS = ClientsideFunction(namespace="wushi", function_name="filters")
 
 
 def register(app: Any, sources: Any) -> None:
@@ -114,12 +76,10 @@ def register(app: Any, sources: Any) -> None:
         Beside the panels, not before them: the filters come from the browser, so what they
         name is checked here too (an area out of scope leaves the user's own in the URL).
         """
-        user = common.user()
         lang = normal_lang(parse_search(search).get("lang") or lang)
         wanted = filters if isinstance(filters, dict) else {}
-        shown = _within_scope(
+        shown = common.pinned_filters(
             sources,
-            user,
             {
                 key: (wanted.get(key) if isinstance(wanted.get(key), str) else None)
                 for key in ("town", "village", "grid", "start", "end")
@@ -153,7 +113,7 @@ def register(app: Any, sources: Any) -> None:
         if not code:
             raise PreventUpdate
         current = filters or {}
-        target = _within_scope(sources, common.user(), drill_down(current, code))
+        target = common.pinned_filters(sources, drill_down(current, code))
         # Only the values that change: Dash counts every returned value as a trigger of
         # update_filters, and an unchanged town there would reset the village just chosen.
         return tuple(
@@ -165,22 +125,3 @@ def register(app: Any, sources: Any) -> None:
 def _changed(new: Any, old: Any) -> Any:
     """Return ``new``, or no_update when it equals what the page has."""
     return no_update if new == old else new
-
-
-def _within_scope(sources: Any, user: Any, filters: dict[str, Any]) -> dict[str, Any]:
-    """Pin a town official's town (a village secretary's village); drop areas out of scope."""
-    out = dict(filters)
-    if user.role == "town":
-        out["town"] = user.area_code
-    elif user.role == "village":
-        out["village"] = user.area_code
-        out["town"] = (user.area_code or "")[:9]
-    try:
-        common.area(sources, out)
-    except PreventUpdate:
-        out.update(town=None, village=None, grid=None)
-        if user.role == "town":
-            out["town"] = user.area_code
-        elif user.role == "village":
-            out.update(village=user.area_code, town=(user.area_code or "")[:9])
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from dash import Input, Output, State
 from dash.exceptions import PreventUpdate
@@ -14,8 +15,6 @@ from layouts.i18n import normal_lang
 
 def switched_search(search: str | None, lang: str) -> str:
     """Return the query string with ``lang`` set (Chinese is the default, so it is dropped)."""
-    from urllib.parse import urlencode
-
     params = parse_search(search)
     params.pop("lang", None)
     if lang == "en":

@@ -23,6 +23,7 @@ from dashboard.sources import CHOICE_MAX_AGE_S as CHOICE
 from datasources import panels
 from datasources.kpi import kpi
 from datasources.periods import local_day
+from geo.codes import code_level
 from layouts import charts, ids
 from layouts.components import kpi_tiles
 from layouts.i18n import normal_lang, t
@@ -291,7 +292,7 @@ def warm_figures(sources: Any, pace: Callable[[float], None] | None = None) -> i
     one pass does not hold the process's GIL for the second the pages are waiting on).
     """
     period = common.default_period(local_day(sources.now()))
-    towns = sorted(code for code in sources.names().zh if len(code) == 9)
+    towns = sorted(c for c in sources.names().zh if code_level(c, sources.district) == "town")
     done = 0
 
     def step(refresh: Callable[..., None], key: Any, compute: Callable[[], Any]) -> None:

@@ -9,9 +9,12 @@ from urllib.parse import parse_qs, urlencode
 from dash import Input, Output, State, html
 
 from callbacks import common
+from callbacks.wall import WALL_METRICS
+from dashboard.maps import map_version
 from datasources import panels
 from datasources.kpi import AreaRef
 from datasources.periods import local_day
+from geo.codes import code_level
 from layouts import ids
 from layouts.i18n import normal_lang
 from layouts.pages import PAGES, PageContext, page, wall
@@ -76,7 +79,6 @@ def metric_options(lang: str) -> list[dict[str, str]]:
 
 def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
     """Return the filters of a shared link, narrowed to what the user may see."""
-    user = common.user()
     wanted = {
         "town": query.get("town") or None,
         "village": query.get("village") or None,
@@ -84,20 +86,9 @@ def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
         "start": query.get("from") or None,
         "end": query.get("to") or None,
     }
-    try:
-        common.area(sources, wanted)
-    except Exception:
-        # A link to an area the user may not see falls back to their own area.
-        wanted.update(town=None, village=None, grid=None)
-    if user.role == "town":
-        wanted["town"] = user.area_code
-    elif user.role == "village":
-        wanted["village"] = user.area_code
-        wanted["town"] = (user.area_code or "")[:9] or None
-    if wanted["grid"] and not wanted["village"]:
-        wanted["village"] = wanted["grid"][:12]
-    if wanted["village"] and not wanted["town"]:
-        wanted["town"] = wanted["village"][:9]
+    # A link to an area the user may not see (or that does not exist) falls back to their own
+    # area; a database outage raises, as in every other callback (the page marks itself stale).
+    wanted = common.pinned_filters(sources, wanted)
     today = local_day(sources.now())
     wanted["start"] = wanted["start"] or dt.date(today.year, 1, 1).isoformat()
     wanted["end"] = wanted["end"] or today.isoformat()
@@ -106,18 +97,14 @@ def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
 
 def _rotation(sources: Any, scope: AreaRef) -> dict[str, list[str]]:
     """Return what the wall rotates through: its metrics and the towns in the user's scope."""
-    from callbacks.wall import WALL_METRICS
-
-    towns = sorted(c for c in sources.names().zh if len(c) == 9 and c.startswith(scope.code[:9]))
-    if scope.level == "district":
-        towns = sorted(c for c in sources.names().zh if len(c) == 9)
+    towns = sorted(c for c in sources.names().zh if code_level(c, sources.district) == "town")
+    if scope.level != "district":
+        towns = [c for c in towns if c == scope.town_code]
     return {"metrics": list(WALL_METRICS), "towns": towns}
 
 
 def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
     """Return the component tree of ``pathname`` for the logged-in user."""
-    from dashboard.web import map_version
-
     user = common.user()
     query = parse_search(search)
     filters = initial_filters(sources, query)

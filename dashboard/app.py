@@ -9,8 +9,9 @@ from dash import Dash, dcc, html
 from fastapi import FastAPI
 
 from callbacks import register_all
+from callbacks.panels import warm_figures
 from dashboard.settings import Settings
-from dashboard.sources import Sources
+from dashboard.sources import Sources, build_sources
 from layouts import ids
 from layouts.i18n import t
 from layouts.pages import PageContext, page, wall
@@ -33,21 +34,35 @@ def root_layout() -> html.Div:
     )
 
 
-def _validation_layout() -> html.Div:
-    """Return every page at once, so Dash can check each callback's ids."""
-    ctx = PageContext(
+def _empty_context(path: str, metric: str) -> PageContext:
+    """Return a page context without data, for layouts that only list the components."""
+    return PageContext(
         lang="zh",
-        path="/",
+        path=path,
         username="",
         filters={},
         options={"towns": [], "villages": [], "grids": []},
         metrics=[],
-        metric="closure_rate",
+        metric=metric,
         map_version="0",
         map_bounds=None,
         hideout={},
     )
+
+
+def _validation_layout() -> html.Div:
+    """Return every page at once, so Dash can check each callback's ids."""
+    ctx = _empty_context("/", "closure_rate")
     return html.Div([root_layout(), page(ctx), wall(ctx)])
+
+
+def wall_layouts() -> tuple[html.Div, Any]:
+    """Return what a wall screen shows: the page's shell and the wall.
+
+    ``create_web`` hands their component ids to the login middleware, which lets a kiosk token
+    run only the callbacks that write to them (``dashboard/kiosk_guard.py``).
+    """
+    return root_layout(), wall(_empty_context("/wall", "calls"))
 
 
 def create_app(
@@ -55,8 +70,6 @@ def create_app(
 ) -> Dash:
     """Build the Dash app on the FastAPI backend, with every callback registered."""
     if sources is None:
-        from dashboard.web import build_sources
-
         sources = build_sources(settings)
     app = Dash(
         __name__,
@@ -86,4 +99,6 @@ def create_app(
     return app
 
 
-__all__ = ["create_app", "Any"]
+# The web process's background warmer runs this (``dashboard/web.py::start_warmer``); handed
+# on from here so the web layer builds on the app factory, not on the callbacks.
+__all__ = ["create_app", "wall_layouts", "warm_figures"]

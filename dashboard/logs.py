@@ -19,10 +19,12 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextvars import ContextVar
 from typing import Any
 
+from dashboard import metrics
+from dashboard.request_info import REQUEST_INFO
 from dashboard.settings import Settings
+from datasources.identity import CURRENT_USER
 
 ASGIScope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -30,9 +32,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[ASGIScope, Receive, Send], Awaitable[None]]
 
 http_log = logging.getLogger("wushi.http")
-
-# What a request's handlers tell its log line (the Dash callback's name); one dict per request.
-REQUEST_INFO: ContextVar[dict[str, Any] | None] = ContextVar("wushi_request_info", default=None)
 
 _SCRUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Mainland mobile numbers: keep the first three and last four digits, as the UI does.
@@ -145,9 +144,6 @@ class RequestLogMiddleware:
     """Log and measure every HTTP request and WebSocket (added outermost, around the auth)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        from dashboard import metrics
-        from dashboard.auth import CURRENT_USER
-
         self.app = app
         self._user = CURRENT_USER
         self._metrics = metrics.web()

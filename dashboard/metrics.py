@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from dash.exceptions import PreventUpdate
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -40,9 +41,12 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+from redis.exceptions import ResponseError
 
+from dashboard.request_info import REQUEST_INFO
 from dashboard.settings import Settings
 
 # No ``*_created`` series: Prometheus does not need them and they double the output.
@@ -217,8 +221,6 @@ class StreamCollector:
         yield from families
 
     def _read(self) -> list[Any]:
-        from redis.exceptions import ResponseError
-
         r = self._redis()
         pipe = r.pipeline(transaction=False)
         pipe.xlen(self._events)
@@ -267,8 +269,6 @@ class StreamCollector:
 
 def _forget_dead_processes(path: str) -> None:
     """Drop the live gauges of web processes that died (uvicorn restarts crashed workers)."""
-    from prometheus_client import multiprocess
-
     pids = set()
     for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
         match = re.search(r"_(\d+)\.db$", name)
@@ -288,8 +288,6 @@ def render_web(extra: CollectorRegistry | None = None) -> bytes:
     web()  # make sure this process's own series exist
     path = multiprocess_dir()
     if path:
-        from prometheus_client import multiprocess
-
         _forget_dead_processes(path)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path)
@@ -366,10 +364,6 @@ def instrument_callbacks(app: Any) -> int:
 
 def _timed(func: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Return ``func`` wrapped to record its run time under ``name`` (async stays async)."""
-    from dash.exceptions import PreventUpdate
-
-    from dashboard.logs import REQUEST_INFO
-
     metrics = web()
 
     def begin(kwargs: dict[str, Any]) -> str:

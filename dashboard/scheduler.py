@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from redis import Redis
 from sqlalchemy import Engine, select, update
 
@@ -228,8 +229,6 @@ def refresh_figures(
 
 def start_scheduler(settings: Settings, engine: Engine, redis_factory: Callable[[], Redis]) -> Any:
     """Start the background scheduler with the worker's jobs; return it (call ``shutdown``)."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     redis = redis_factory()
     district = settings.district_code
     deadlines = parse_deadlines(settings.deadlines)

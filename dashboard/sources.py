@@ -27,7 +27,9 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from dashboard.embedded_redis import redis_from_settings
 from dashboard.settings import Settings
+from datasources.db import make_engine
 from datasources.kpi import AreaRef, resolve_area
 from datasources.models import Grid, Town, Village
 
@@ -315,3 +317,14 @@ class Sources:
     def now(self) -> dt.datetime:
         """Return the current time (one place, so tests and callbacks agree)."""
         return dt.datetime.now(dt.UTC)
+
+
+def build_sources(settings: Settings, redis_url: str | None = None) -> Sources:
+    """Connect to the configured database and Redis."""
+    url = redis_url or settings.redis_url
+    if not url:
+        raise RuntimeError(
+            "no Redis URL: set WUSHI_REDIS_URL, or run `wushi demo`, which starts an embedded one"
+        )
+    engine = make_engine(settings.resolved_database_url, pool_size=10, max_overflow=20)
+    return Sources(settings, engine, redis_from_settings(settings, url), url)

@@ -6,117 +6,43 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from dash.fingerprint import check_fingerprint
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
 
+from dashboard import metrics
+from dashboard.api import build_api_router
+from dashboard.app import create_app, wall_layouts, warm_figures
+from dashboard.dash_requests import DASH_CALLBACK_PATH, MAX_CALLBACK_BODY, read_body, replay_body
+from dashboard.kiosk_guard import KioskGuard
+from dashboard.login import register_login_routes
+from dashboard.logs import RequestLogMiddleware
+from dashboard.maps import geojson_bytes, layer_version, map_state
+from dashboard.metrics import instrument_callbacks
+from dashboard.middleware import AuthMiddleware, register_websocket_hooks
 from dashboard.settings import Settings
-from dashboard.sources import Sources
+from dashboard.sources import Sources, build_sources
+from datasources.identity import CURRENT_USER, clamp_area
+from layouts import ids
 
 log = logging.getLogger("wushi.web")
 
 LEVEL_ROUTES = {"grids": "grid", "villages": "village", "towns": "town"}
-STAFF_COLUMNS = ("grid_leader", "grid_leader_phone", "grid_worker", "grid_worker_phone")
 IMMUTABLE = "public, max-age=31536000, immutable"
 IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
-
-
-def build_sources(settings: Settings, redis_url: str | None = None) -> Sources:
-    """Connect to the configured database and Redis."""
-    from dashboard.embedded_redis import redis_from_settings
-    from datasources.db import make_engine
-
-    url = redis_url or settings.redis_url
-    if not url:
-        raise RuntimeError(
-            "no Redis URL: set WUSHI_REDIS_URL, or run `wushi demo`, which starts an embedded one"
-        )
-    engine = make_engine(settings.resolved_database_url, pool_size=10, max_overflow=20)
-    return Sources(settings, engine, redis_from_settings(settings, url), url)
-
-
-@dataclass(frozen=True)
-class MapState:
-    """What the map's GeoJSON is made of: the geometry's version and the hover's staff."""
-
-    geometry_version: str
-    staff: dict[str, dict[str, Any]]
-    digest: str
-
-
-def _map_state(sources: Sources) -> MapState:
-    """Return the geometry version and staff directory the map is served from (5-minute cache)."""
-
-    def load() -> MapState:
-        from datasources import panels
-
-        geometry = sources.geometry_version()
-        staff = {
-            row["code"]: {key: row.get(key) for key in STAFF_COLUMNS}
-            for row in panels.grid_directory(sources.engine).to_dict("records")
-        }
-        blob = json.dumps(staff, sort_keys=True, ensure_ascii=False, default=str).encode()
-        digest = hashlib.sha1(geometry.encode() + blob, usedforsecurity=False).hexdigest()
-        return MapState(geometry, staff, digest)
-
-    return sources.cached("map_state", load, long=True)
-
-
-def map_version(sources: Sources, area_code: str) -> str:
-    """Return the ``v=`` of the map's GeoJSON URLs for a user whose area is ``area_code``.
-
-    It changes with the geometry, the staff shown on hover and the area, so a browser may keep
-    the answer for a year (``immutable``): a new version is a new URL.
-    """
-    return _version(_map_state(sources), area_code)
-
-
-def _version(state: MapState, area_code: str) -> str:
-    text = f"{state.digest}/{area_code}"
-    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
-
-
-def _geojson_bytes(sources: Sources, area: Any, level: str, state: MapState) -> bytes:
-    """Return the gzipped GeoJSON of one level inside ``area``, with the hover's staff names."""
-    from datasources.geography import load_geography
-    from geo.geojson import to_feature_collection
-
-    geography = sources.cached(
-        "geography", lambda: load_geography(sources.engine, sources.district), long=True
-    )
-    fc = to_feature_collection(geography, level)
-    if area.level != "district":
-        fc["features"] = [f for f in fc["features"] if _inside(f["properties"], area.code)]
-    if level == "grid":
-        by_code = state.staff
-        for feature in fc["features"]:
-            row = by_code.get(feature["properties"]["code"], {})
-            feature["properties"].update(
-                leader=row.get("grid_leader"),
-                leader_phone=row.get("grid_leader_phone"),
-                worker=row.get("grid_worker"),
-                worker_phone=row.get("grid_worker_phone"),
-            )
-    body = json.dumps(fc, ensure_ascii=False, separators=(",", ":")).encode()
-    return gzip.compress(body, compresslevel=6, mtime=0)
-
-
-def _inside(props: dict[str, Any], code: str) -> bool:
-    own = str(props.get("code", ""))
-    return own.startswith(code) or code.startswith(own)
 
 
 def add_routes(server: FastAPI, sources: Sources) -> Callable[[], None]:
@@ -125,9 +51,6 @@ def add_routes(server: FastAPI, sources: Sources) -> Callable[[], None]:
     Returns a function that builds the district's map layers ahead of the first page that
     asks for them (the warmer calls it at start-up).
     """
-    from dashboard.api import build_api_router
-    from dashboard.auth import CURRENT_USER, clamp_area
-
     settings = sources.settings
     server.include_router(build_api_router(settings, lambda: sources.redis))
     cache: dict[tuple[str, str], bytes] = {}
@@ -135,13 +58,13 @@ def add_routes(server: FastAPI, sources: Sources) -> Callable[[], None]:
 
     def layer_body(area: Any, level: str) -> tuple[str, bytes]:
         """Return (version, gzipped body) of one level of an area's map, built once."""
-        state = _map_state(sources)
-        version = _version(state, area.code)
+        state = map_state(sources)
+        version = layer_version(state, area.code)
         key = (version, level)
         with lock:
             body = cache.get(key)
         if body is None:
-            body = _geojson_bytes(sources, area, level, state)
+            body = geojson_bytes(sources, area, level, state)
             with lock:
                 if len(cache) > 500:
                     cache.clear()  # old versions: forget them all rather than track ages
@@ -196,10 +119,6 @@ def add_routes(server: FastAPI, sources: Sources) -> Callable[[], None]:
 
     for kind in LEVEL_ROUTES:
         server.add_api_route(f"/api/v1/{kind}.geojson", layer(kind), methods=["GET"])
-
-    from prometheus_client import CollectorRegistry
-
-    from dashboard import metrics
 
     stream_registry = CollectorRegistry(auto_describe=False)
     stream_registry.register(metrics.StreamCollector(lambda: sources.redis, settings))
@@ -260,18 +179,14 @@ class KnownCallbackMiddleware:
     """
 
     def __init__(self, app: Any, callbacks: Callable[[], MutableMapping[str, Any]]) -> None:
-        from dashboard import auth
-
         self.app = app
         self._callbacks = callbacks
-        self._auth = auth  # the callback path, the body limit and its reader, shared with it
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        auth = self._auth
-        if scope["type"] != "http" or scope["path"] != auth.DASH_CALLBACK_PATH:
+        if scope["type"] != "http" or scope["path"] != DASH_CALLBACK_PATH:
             await self.app(scope, receive, send)
             return
-        body = await auth.read_body(receive, auth.MAX_CALLBACK_BODY)
+        body = await read_body(receive, MAX_CALLBACK_BODY)
         problem = None
         if body is None:
             problem = (413, "callback request too large")
@@ -287,7 +202,7 @@ class KnownCallbackMiddleware:
             log.warning("refused a callback request: %s", problem[1])
             await JSONResponse({"error": problem[1]}, status_code=problem[0])(scope, receive, send)
             return
-        await self.app(scope, auth.replay_body(body or b"", receive), send)
+        await self.app(scope, replay_body(body or b"", receive), send)
 
 
 class StaticCacheMiddleware:
@@ -301,8 +216,6 @@ class StaticCacheMiddleware:
     """
 
     def __init__(self, app: Any) -> None:
-        from dash.fingerprint import check_fingerprint
-
         self.app = app
         self._fingerprinted = lambda path: check_fingerprint(path)[1]
 
@@ -344,11 +257,14 @@ def warm_pace(took_s: float) -> None:
 
 
 def start_warmer(
-    sources: Sources, every_s: float = 50.0, first: Callable[[], None] | None = None
+    sources: Sources,
+    warm: Callable[..., object],
+    every_s: float = 50.0,
+    first: Callable[[], None] | None = None,
 ) -> threading.Thread:
-    """Keep the common views' charts ready in the background (a daemon thread); ``first``
-    runs once at start-up (the district's map layers)."""
-    from callbacks.panels import warm_figures
+    """Keep the common views' charts ready in the background (a daemon thread): ``warm`` is
+    called as ``warm(sources, pace=warm_pace)`` (the app factory's ``warm_figures``);
+    ``first`` runs once at start-up (the district's map layers)."""
 
     def loop() -> None:
         if first is not None:
@@ -359,7 +275,7 @@ def start_warmer(
         time.sleep(5.0)  # let the server answer its first pages before warming
         while True:
             try:
-                warm_figures(sources, pace=warm_pace)
+                warm(sources, pace=warm_pace)
             except Exception:
                 log.exception("warming the charts failed; trying again later")
             time.sleep(every_s)
@@ -371,16 +287,11 @@ def start_warmer(
 
 def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool = True) -> FastAPI:
     """Return the ASGI app: FastAPI with the API, logins, the Dash app, and the auth wall."""
-    from dashboard.app import create_app
-    from dashboard.auth import AuthMiddleware, register_auth_routes, register_websocket_hooks
-    from dashboard.logs import RequestLogMiddleware
-    from dashboard.metrics import instrument_callbacks
-
     sources = build_sources(settings, redis_url)
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # Routes go in before Dash: at start-up Dash adds a catch-all GET route that would shadow them.
     prepare_layers = add_routes(server, sources)
-    register_auth_routes(server, settings=settings, engine=sources.engine, redis=sources.redis)
+    register_login_routes(server, settings=settings, engine=sources.engine, redis=sources.redis)
     register_websocket_hooks(settings=settings, engine=sources.engine, redis=sources.redis)
     app = create_app(settings, sources, server=server)
     instrument_callbacks(app)
@@ -389,10 +300,14 @@ def create_web(settings: Settings, redis_url: str | None = None, *, warm: bool =
     # Level 5: nearly the size of level 9 at a fraction of the CPU (the Plotly bundle is 4.7 MB).
     server.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if warm:
-        start_warmer(sources, first=prepare_layers)
+        start_warmer(sources, warm_figures, first=prepare_layers)
     # Every HTTP request and WebSocket handshake passes the auth wall first...
     server.add_middleware(
-        AuthMiddleware, settings=settings, engine=sources.engine, redis=sources.redis
+        AuthMiddleware,
+        settings=settings,
+        engine=sources.engine,
+        redis=sources.redis,
+        kiosk_guard=KioskGuard.from_layout(*wall_layouts(), url_id=ids.URL),
     )
     # ...inside the request log, so refused requests are logged and measured too.
     server.add_middleware(RequestLogMiddleware)

@@ -27,7 +27,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
 from dashboard import metrics
+from dashboard.embedded_redis import redis_from_settings, redis_server_for
+from dashboard.scheduler import start_scheduler
 from dashboard.settings import Settings
+from datasources.db import make_engine, upgrade
 from datasources.events import (
     EVENT_KINDS,
     Event,
@@ -476,9 +479,6 @@ def run_worker(
     stop: threading.Event | None = None,
 ) -> None:
     """Run the worker (and its scheduler) until SIGTERM/SIGINT; the ``wushi worker`` entry point."""
-    from dashboard.embedded_redis import redis_from_settings, redis_server_for
-    from datasources.db import make_engine, upgrade
-
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -490,8 +490,6 @@ def run_worker(
         redis = redis_from_settings(settings, url)
         scheduler = None
         if with_scheduler:
-            from dashboard.scheduler import start_scheduler
-
             scheduler = start_scheduler(
                 settings, engine, lambda: redis_from_settings(settings, url)
             )

@@ -4,7 +4,8 @@ A district admin issues one per screen from the command line (``wushi kiosk issu
 whole district or one town or village. The token is printed once; only its SHA-256 is stored, so
 a copy of the database cannot be used to open a screen. A token does not expire (a wall screen
 must not be logged out at night); it ends when it is revoked (``wushi kiosk revoke``). Every
-issue and revocation is written to the audit log. The web checks tokens in ``dashboard.auth``.
+issue and revocation is written to the audit log. The web checks tokens in
+``dashboard.sessions``.
 """
 
 from __future__ import annotations

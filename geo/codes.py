@@ -21,8 +21,11 @@ import re
 
 DISTRICT_CODE = "341504"
 
+# How many digits a code of each level has (the table above).
+LEVEL_DIGITS = {"district": 6, "town": 9, "village": 12, "grid": 15}
+
 _DIGITS = re.compile(r"[0-9]+")
-_LENGTHS = {6: "district", 9: "town", 12: "village", 15: "grid"}
+_LENGTHS = {n: level for level, n in LEVEL_DIGITS.items()}
 
 
 class CodeError(ValueError):
@@ -92,3 +95,14 @@ def village_code(town: str, number: int) -> str:
 def grid_code(village: str, number: int) -> str:
     """Build a grid code from its village code and 3-digit number."""
     return f"{village}{number:03d}"
+
+
+def town_of(code: str) -> str | None:
+    """Return the town code a town, village or grid code lies in (None for shorter codes)."""
+    return code[: LEVEL_DIGITS["town"]] if len(code) >= LEVEL_DIGITS["town"] else None
+
+
+def village_of(code: str) -> str | None:
+    """Return the village code a village or grid code lies in (None for shorter codes)."""
+    n = LEVEL_DIGITS["village"]
+    return code[:n] if len(code) >= n else None

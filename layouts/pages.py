@@ -13,6 +13,7 @@ from typing import Any
 import dash_ag_grid as dag
 from dash import dcc, html
 
+from geo.codes import LEVEL_DIGITS
 from layouts import ids
 from layouts.components import feed_html, graph, html_block, panel, stale_badge
 from layouts.i18n import t
@@ -201,13 +202,18 @@ def _filters(ctx: PageContext) -> html.Div:
                 ),
             ),
             html.Button(t("up", lang), id=ids.UP, className="btn", n_clicks=0),
-            # What the clientside filters pin (callbacks/filters.py); the server checks the
-            # area again in every callback, so this is convenience, not security.
+            # What the clientside filters pin (dashboard/assets/wushi_filters.js): the codes
+            # the server pinned this user to, and the code scheme's lengths. The server checks
+            # the area again in every callback, so this is convenience, not security.
             dcc.Store(
                 id=ids.FILTER_SCOPE,
                 data={
                     "town": None if ctx.can_choose_town else f.get("town"),
                     "village": None if ctx.can_choose_village else f.get("village"),
+                    "digits": {
+                        "town": LEVEL_DIGITS["town"],
+                        "village": LEVEL_DIGITS["village"],
+                    },
                 },
             ),
         ],

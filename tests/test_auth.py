@@ -30,21 +30,17 @@ from sqlalchemy.orm import Session
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from dashboard import auth
-from dashboard.auth import (
-    COOKIE_NAME,
-    CURRENT_USER,
-    AuthMiddleware,
-    LoginLimiter,
-    client_address,
-    parse_trusted_proxies,
-    register_auth_routes,
-    register_websocket_hooks,
-    safe_next,
-)
+from dashboard import middleware
+from dashboard import sessions as session_store
+from dashboard.login import register_login_routes, safe_next
+from dashboard.middleware import AuthMiddleware, register_websocket_hooks
+from dashboard.origin import client_address, parse_trusted_proxies
+from dashboard.ratelimit import LoginLimiter
+from dashboard.sessions import COOKIE_NAME
 from dashboard.settings import Settings
 from datasources.audit import entries
 from datasources.db import make_engine, upgrade
+from datasources.identity import CURRENT_USER
 from datasources.models import Town
 from datasources.users import add_user, disable_user, get_user, set_password
 
@@ -138,7 +134,7 @@ def build_app(
     redis: Redis | None,
     *,
     limiter: LoginLimiter | None = None,
-    cache_ttl_s: float = auth.CACHE_TTL_S,
+    cache_ttl_s: float = session_store.CACHE_TTL_S,
 ) -> FastAPI:
     """A page, a JSON route, a WebSocket and /healthz, wrapped like the dashboard."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -165,7 +161,7 @@ def build_app(
         await websocket.send_json({"user": dataclasses.asdict(user) if user else None})
         await websocket.close()
 
-    register_auth_routes(app, settings=settings, engine=engine, redis=redis, limiter=limiter)
+    register_login_routes(app, settings=settings, engine=engine, redis=redis, limiter=limiter)
     app.add_middleware(
         AuthMiddleware, settings=settings, engine=engine, redis=redis, cache_ttl_s=cache_ttl_s
     )
@@ -244,7 +240,9 @@ def site_factory(tmp_path, test_district, engine, redis) -> Iterator[Callable[..
     """Start served test apps: ``site_factory(cache_ttl_s=..., limiter_kw=..., **settings)``."""
     with_stack: list = []
 
-    def start(*, cache_ttl_s: float = auth.CACHE_TTL_S, limiter_kw: dict | None = None, **kw):
+    def start(
+        *, cache_ttl_s: float = session_store.CACHE_TTL_S, limiter_kw: dict | None = None, **kw
+    ):
         settings = make_settings(tmp_path, test_district, **kw)
         limiter = LoginLimiter.for_settings(settings, redis, **(limiter_kw or {}))
         app = build_app(settings, engine, redis, limiter=limiter, cache_ttl_s=cache_ttl_s)
@@ -409,7 +407,7 @@ def test_tampered_forged_and_expired_cookies_are_refused(site):
 
 
 def test_an_expired_cookie_is_refused(site, monkeypatch):
-    sessions = auth._sessions_for(site.settings, site.engine, None)
+    sessions = session_store.sessions_for(site.settings, site.engine, None)
     cookie = site.cookie()
     assert sessions.decode(cookie) is not None
     now = time.time()
@@ -528,11 +526,11 @@ def test_client_address(peer, xff, trusted, expected):
 
 
 def test_public_path_matching_is_exact():
-    assert auth._is_public("/login") and auth._is_public("/assets/app.css")
-    assert not auth._is_public("/login-admin")
-    assert not auth._is_public("/assets/../_dash-layout")
-    assert not auth._is_public("/api/v1/events/../secret")
-    assert not auth._is_public("/assets")
+    assert middleware._is_public("/login") and middleware._is_public("/assets/app.css")
+    assert not middleware._is_public("/login-admin")
+    assert not middleware._is_public("/assets/../_dash-layout")
+    assert not middleware._is_public("/api/v1/events/../secret")
+    assert not middleware._is_public("/assets")
 
 
 # --- Failing closed --------------------------------------------------------------------------
@@ -543,7 +541,7 @@ def test_an_unreachable_session_store_fails_closed(tmp_path, test_district, engi
     settings = make_settings(tmp_path, test_district)
     boss = get_user(engine, "boss")
     assert boss is not None
-    cookie, _sid = auth._sessions_for(settings, engine, dead).issue(boss)
+    cookie, _sid = session_store.sessions_for(settings, engine, dead).issue(boss)
     with serve(build_app(settings, engine, dead)) as host:
         site = Site(host, settings, engine)
         response = site.get("/api/v1/secret", cookie)
@@ -564,13 +562,13 @@ def dash_hooks_restored() -> Iterator[None]:
     from dash import hooks
 
     saved = {name: list(hooks._ns[name]) for name in ("websocket_connect", "websocket_message")}
-    registry = dataclasses.replace(auth._REGISTRY)
+    registry = dataclasses.replace(session_store.REGISTRY)
     yield
     hooks._ns.update(saved)
-    auth._REGISTRY.hook_sessions = registry.hook_sessions
-    auth._REGISTRY.hook_engine = registry.hook_engine
-    auth._REGISTRY.hook_ttl_s = registry.hook_ttl_s
-    auth._REGISTRY.hooks_registered = registry.hooks_registered
+    session_store.REGISTRY.hook_sessions = registry.hook_sessions
+    session_store.REGISTRY.hook_engine = registry.hook_engine
+    session_store.REGISTRY.hook_ttl_s = registry.hook_ttl_s
+    session_store.REGISTRY.hooks_registered = registry.hooks_registered
 
 
 @all_stores
@@ -585,14 +583,14 @@ def test_dash_socket_hooks_check_the_session_on_connect_and_on_every_message(
     register_websocket_hooks(stale, engine, redis)
     register_websocket_hooks(settings, engine, redis)  # the latest settings win
     assert [h.func for h in hooks.get_hooks("websocket_connect")].count(
-        auth.check_socket_connect
+        middleware.check_socket_connect
     ) == 1
     assert [h.func for h in hooks.get_hooks("websocket_message")].count(
-        auth.check_socket_message
+        middleware.check_socket_message
     ) == 1
 
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    register_auth_routes(server, settings=settings, engine=engine, redis=redis)
+    register_login_routes(server, settings=settings, engine=engine, redis=redis)
     app = Dash(__name__, server=server, backend="fastapi", websocket_inactivity_timeout=0)
     app.layout = html.Div("ok")
     with serve(app.server, lifespan="on") as host:
@@ -619,10 +617,9 @@ def test_a_page_s_simultaneous_requests_check_its_session_once(
     """When a session's cached check expires, the requests arriving together share one check."""
     import asyncio
 
-    from dashboard.auth import _Sessions
     from datasources.users import get_user
 
-    sessions = _Sessions(make_settings(tmp_path, test_district), engine, redis)
+    sessions = session_store.Sessions(make_settings(tmp_path, test_district), engine, redis)
     token, _sid = sessions.issue(get_user(engine, "boss"))
     calls = []
     real = sessions._load

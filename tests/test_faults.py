@@ -415,7 +415,7 @@ def test_a_database_outage_of_30_s_loses_nothing_and_the_wall_shows_stale(
                 )
 
                 # A page opened during the outage still draws the last figures, marked stale:
-                # a session confirmed before the outage outlives it (auth.STORE_OUTAGE_GRACE_S).
+                # a session confirmed before the outage outlives it (sessions.STORE_OUTAGE_GRACE_S).
                 reopened = context.new_page()
                 reopened.goto(f"{stack.base}/wall")
                 wait_for(reopened, STALE_SHOWN, timeout_s=20)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
-from sqlalchemy import select
+from dash.exceptions import PreventUpdate
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from dashboard.auth import SessionUser, allowed, clamp_area, user_area
+from callbacks import common
+from callbacks.router import initial_filters
+from dashboard.settings import Settings
+from dashboard.sources import Sources
+from datasources.identity import CURRENT_USER, SessionUser, allowed, clamp_area, user_area
 from datasources.kpi import AreaRef
 from datasources.models import Grid, Village
 from datasources.scope import OutOfScope, Scope, own_filter, require
@@ -129,3 +138,92 @@ def test_clamp_area_gives_a_village_user_its_village_and_a_district_user_all(see
     assert allowed(None, DISTRICT) is False
     with pytest.raises(PermissionError):
         clamp_area(None, seeded_engine)
+
+
+# --- One pinning function for every server path ----------------------------------------------
+
+
+@contextlib.contextmanager
+def _as(user: SessionUser | None) -> Iterator[None]:
+    """Run as the logged-in ``user``, as the middleware does for a request."""
+    token = CURRENT_USER.set(user)
+    try:
+        yield
+    finally:
+        CURRENT_USER.reset(token)
+
+
+def _sources(engine, tmp_path) -> Sources:
+    settings = Settings(database_url="sqlite://", district_code="341504", var_dir=tmp_path)
+    return Sources(settings, engine, None, "")  # type: ignore[arg-type]
+
+
+def _codes(filters: dict) -> tuple:
+    return filters["town"], filters["village"], filters["grid"]
+
+
+@pytest.mark.parametrize("role", ["district", "town", "village"])
+def test_forged_filters_are_pinned_to_the_users_area_on_every_path(
+    role, seeded_engine, geo, tmp_path
+):
+    """The callbacks' area, the pinned filters and a shared link's filters all come from
+    clamp_area: a forged town, village or grid of another area never gets through."""
+    area_code = {"district": None, "town": geo["town_a"], "village": geo["village_a"]}[role]
+    user = _user(role, area_code)
+    sources = _sources(seeded_engine, tmp_path)
+    own = {
+        "district": (None, None, None),
+        "town": (geo["town_a"], None, None),
+        "village": (geo["town_a"], geo["village_a"], None),
+    }[role]
+    inside = {"grid": geo["grid_a"]}  # every role may see this grid
+    forged = [
+        {"town": geo["town_b"]},
+        {"village": geo["village_b"]},
+        {"grid": geo["grid_b"]},
+        {"town": geo["town_a"], "village": geo["village_b"]},  # codes that do not nest
+        {"town": geo["town_a"], "grid": geo["grid_b"]},
+        {"village": "999999999999"},
+        {"town": ["not", "a", "code"]},
+    ]
+    with _as(user):
+        # Nothing asked: the user's own area, with its parents filled in.
+        assert _codes(common.pinned_filters(sources, {})) == own
+        assert common.area(sources, {}).code == (area_code or "341504")
+        # Inside the user's area: kept, with the grid's village and town.
+        got = common.pinned_filters(sources, {**inside, "start": "2026-01-01"})
+        assert _codes(got) == (geo["town_a"], geo["village_a"], geo["grid_a"])
+        assert got["start"] == "2026-01-01"
+        assert common.area(sources, inside).code == geo["grid_a"]
+        shared = initial_filters(sources, {"grid": geo["grid_a"]})
+        assert _codes(shared) == (geo["town_a"], geo["village_a"], geo["grid_a"])
+        for filters in forged:
+            visible = role == "district" and all(
+                isinstance(v, str) and v != "999999999999" for v in filters.values()
+            )
+            nests = not ("town" in filters and len(filters) == 2)
+            if visible and nests:
+                # The district sees every area: what it names is what it gets.
+                area = common.area(sources, filters)
+                assert area.code in filters.values()
+                continue
+            if not isinstance(filters.get("town"), list):
+                with pytest.raises(PermissionError):
+                    clamp_area(user, seeded_engine, **filters)
+                with pytest.raises(PreventUpdate):
+                    common.area(sources, filters)
+            assert _codes(common.pinned_filters(sources, filters)) == own, filters
+            query = {"from" if k == "start" else k: v for k, v in filters.items()}
+            if all(isinstance(v, str) for v in query.values()):
+                assert _codes(initial_filters(sources, query)) == own, filters
+
+
+def test_a_shared_link_during_a_database_outage_is_an_outage_not_the_users_own_area(tmp_path):
+    """A database that does not answer raises in initial_filters like in every other callback
+    (the page's stale mechanism takes it), instead of quietly resetting the link's town."""
+    broken = create_engine(f"sqlite:///{tmp_path}/no/such/dir/wushi.db")
+    sources = _sources(broken, tmp_path)
+    with _as(_user("district", None)), pytest.raises(OperationalError):
+        initial_filters(sources, {"town": "341504102"})
+    assert sources.stale_since() is not None
+    broken.dispose()

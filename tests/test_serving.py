@@ -240,13 +240,13 @@ def test_map_geometry_urls_are_versioned_per_area_and_kept_for_a_year(stack):
 
 def _seeded_sources(database_url: str, redis_url: str, district: str, var_dir: Path) -> Sources:
     """The web's data sources on the session's seeded database (dispose of the engine)."""
-    from dashboard import web
     from dashboard.settings import Settings
+    from dashboard.sources import build_sources
 
     settings = Settings(
         database_url=database_url, redis_url=redis_url, district_code=district, var_dir=var_dir
     )
-    return web.build_sources(settings)
+    return build_sources(settings)
 
 
 def test_the_district_map_layers_are_built_before_anyone_asks(
@@ -257,7 +257,7 @@ def test_the_district_map_layers_are_built_before_anyone_asks(
     from fastapi import FastAPI, Request
 
     from dashboard import web
-    from dashboard.auth import CURRENT_USER, SessionUser
+    from datasources.identity import CURRENT_USER, SessionUser
 
     sources = _seeded_sources(seeded_url, embedded_redis_url, test_district, tmp_path)
     server = FastAPI()
@@ -267,7 +267,7 @@ def test_the_district_map_layers_are_built_before_anyone_asks(
     def built_at_request_time(*_args, **_kwargs):
         raise AssertionError("a district layer was built at request time")
 
-    monkeypatch.setattr(web, "_geojson_bytes", built_at_request_time)
+    monkeypatch.setattr(web, "geojson_bytes", built_at_request_time)
     chief = SessionUser("chief", "chief", "district", None, "district", "s")
 
     @server.middleware("http")
