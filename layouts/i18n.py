@@ -65,6 +65,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "unanswered": ("未响应呼叫", "Unanswered calls"),
     "new_today": ("今日新诉求", "New requests today"),
     "closed_today": ("今日办结", "Closed today"),
+    # Figure names where the map's picker and legend name a figure differently from its tile
+    # (datasources.figures declares which key each figure uses).
+    "figure.calls": ("一键呼叫", "Calls"),
+    "figure.open_tickets": ("未办结诉求", "Open tickets"),
+    "figure.response_median": ("响应时长中位数", "Median response"),
+    "figure.placements_village": ("就业安置(村)", "Job placements (village)"),
     # Units
     "u_tickets": ("件", "tickets"),
     "u_batches": ("批", "batches"),
@@ -76,6 +82,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "u_items": ("项", "items"),
     "u_devices": ("台", "devices"),
     "u_posts": ("个", "posts"),
+    "percent": ("%", "%"),
     # Charts
     "chart_closure": ("办结率（按下级区域）", "Closure rate by area"),
     "chart_requests": ("每月受理与办结", "Requests and closures per month"),
