@@ -48,6 +48,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "satisfaction_rate": ("满意率", "Satisfaction"),
     "response_median": ("响应时长（中位）", "Response (median)"),
     "response_p90": ("响应时长（90%）", "Response (p90)"),
+    "resolution_days": ("平均办结天数", "Average resolution days"),
     "call_answer_rate": ("书记必到率", "Calls answered ≤5 min"),
     "grid_share": ("小事不出网", "Settled in the grid"),
     "petitions_district": ("来区访批次", "District petitions"),
@@ -78,6 +79,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "u_people": ("人", "people"),
     "u_points": ("分", "points"),
     "u_minutes": ("分钟", "min"),
+    "u_days": ("天", "days"),
     "u_calls": ("次", "calls"),
     "u_items": ("项", "items"),
     "u_devices": ("台", "devices"),
@@ -209,6 +211,7 @@ SINGULAR = {
     "items": "item",
     "devices": "device",
     "posts": "post",
+    "days": "day",
 }
 
 
