@@ -78,6 +78,7 @@ def drop_pg(pg_url: str, url: str) -> None:
 def calls(engine: Any, area: Any, period: Any, now: dt.datetime) -> dict[str, Callable[[], Any]]:
     """Return one zero-argument call per timed function (grid_values once per metric)."""
     from datasources import panels
+    from datasources.figures import MAP_METRICS
 
     out: dict[str, Callable[[], Any]] = {
         "children_figures": lambda: panels.children_figures(engine, area, period),
@@ -90,7 +91,7 @@ def calls(engine: Any, area: Any, period: Any, now: dt.datetime) -> dict[str, Ca
         "supervision_items": lambda: panels.supervision_items(engine, area, period),
         "device_health": lambda: panels.device_health(engine, area, now),
     }
-    for metric in panels.METRICS:
+    for metric in MAP_METRICS:
         out[f"grid_values[{metric}]"] = (
             lambda m=metric: panels.grid_values(engine, area, period, m, now)  # type: ignore[misc]
         )

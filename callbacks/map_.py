@@ -13,9 +13,10 @@ from dash import Input, Output, State
 from callbacks import common
 from dashboard.sources import CHOICE_MAX_AGE_S
 from datasources import panels
+from datasources.figures import MAP_METRICS
 from layouts import ids
 from layouts.components import NODATA, PALETTE, PALETTE_GOOD, legend
-from layouts.i18n import normal_lang
+from layouts.i18n import normal_lang, t
 
 CLASSES = 7
 
@@ -73,8 +74,8 @@ def hideout_for(
     title: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Return the map's hideout and its legend (HTML) for a metric's values per grid."""
-    info = panels.METRICS[metric]
-    percent = info.unit_zh == "%"
+    info = MAP_METRICS[metric]
+    percent = info.is_rate
     shown = {
         k: (round(v * 100, 1) if percent else round(v, 1))
         for k, v in values.items()
@@ -82,8 +83,8 @@ def hideout_for(
     }
     breaks = breaks_for(list(shown.values()))
     colors = colors_for(breaks, PALETTE_GOOD if info.higher_is_better else PALETTE)
-    label = info.label_en if lang == "en" else info.label_zh
-    unit = info.unit_en if lang == "en" else info.unit_zh
+    label = t(info.picker_label, lang)
+    unit = t(info.unit, lang)
     hideout = {
         "values": shown,
         "breaks": breaks,
@@ -176,7 +177,7 @@ def map_style(
     pages pushed at once cost one computation. A user's choice takes values up to
     ``max_age`` seconds old (the live push follows with the current ones).
     """
-    metric = metric if metric in panels.METRICS else "closure_rate"
+    metric = metric if metric in MAP_METRICS else "closure_rate"
     area = common.area(sources, filters)
     scope = common.area(sources, {})
     period = common.period(sources, filters)

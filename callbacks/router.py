@@ -12,11 +12,12 @@ from callbacks import common
 from callbacks.wall import WALL_METRICS
 from dashboard.maps import map_version
 from datasources import panels
+from datasources.figures import MAP_METRICS
 from datasources.kpi import AreaRef
 from datasources.periods import local_day
 from geo.codes import code_level
 from layouts import ids
-from layouts.i18n import normal_lang
+from layouts.i18n import normal_lang, t
 from layouts.pages import PAGES, PageContext, page, wall
 
 WALL_METRIC = "calls"
@@ -68,11 +69,10 @@ def dropdown_options(
 
 
 def metric_options(lang: str) -> list[dict[str, str]]:
-    """Return the map metrics with their labels and units."""
+    """Return the map metrics (``datasources.figures.MAP_METRICS``) with their labels and units."""
     out = []
-    for key, info in panels.METRICS.items():
-        label = info.label_en if lang == "en" else info.label_zh
-        unit = info.unit_en if lang == "en" else info.unit_zh
+    for key, info in MAP_METRICS.items():
+        label, unit = t(info.picker_label, lang), t(info.unit, lang)
         out.append({"label": f"{label}（{unit}）" if unit else label, "value": key})
     return out
 
@@ -112,7 +112,7 @@ def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
     # A wall screen's kiosk token only ever gets the wall, whatever path the browser names.
     is_wall = pathname.rstrip("/") == "/wall" or user.kiosk
     metric = WALL_METRIC if is_wall else query.get("metric", DEFAULT_METRIC)
-    if metric not in panels.METRICS:
+    if metric not in MAP_METRICS:
         metric = DEFAULT_METRIC
     bounds = sources.area_bounds(scope)
     ctx = PageContext(

@@ -16,6 +16,7 @@ from dash.exceptions import PreventUpdate
 from callbacks import common
 from datasources import panels
 from datasources.audit import record
+from datasources.figures import TABLE
 from layouts import ids
 from layouts.i18n import normal_lang, t
 
@@ -32,10 +33,7 @@ TICKET_COLUMNS = (
 )
 VILLAGE_COLUMNS = (
     ("name", "col_name"),
-    ("requests", "requests"),
-    ("closure_rate", "closure_rate"),
-    ("satisfaction_rate", "satisfaction_rate"),
-    ("call_answer_rate", "call_answer_rate"),
+    *((f.key, f.label) for f in TABLE),
     ("petition_batches", "petitions_district"),
     ("mediations", "mediations"),
     ("points_redeemed", "points_redeemed"),
@@ -95,8 +93,9 @@ def village_frame(
     df = children.copy()
     if lang == "en":
         df["name"] = df["name_en"]
-    for col in ("closure_rate", "satisfaction_rate", "call_answer_rate"):
-        df[col] = (df[col] * 100).round(2)
+    for figure in TABLE:
+        if figure.is_rate:
+            df[figure.key] = (df[figure.key] * 100).round(2)
     return df[[c for c, _ in VILLAGE_COLUMNS if c in df]]
 
 

@@ -1,10 +1,12 @@
-"""The headline figures of docs/figures.md: one function per figure, for any period and area.
+"""The headline figures of docs/figures.md for any period and area: ``kpi`` computes them all.
 
-Additive counts come from the daily rollups (``datasources.rollups``); the response-time
-percentiles come from the raw tickets (they do not add up); device figures are the callers'
-state now. Every function returns plain values. Rates are fractions in [0, 1] and ``None`` where
-there is nothing to divide by; changes are fractions against the same period a year before and
-``None`` where the year before has none.
+What each scalar figure is computed from is declared in ``datasources.figures``; this module
+runs those definitions for one area (``figure_value``, ``span_stats``) and adds the grouped
+figures (petitions, employment, supervision, devices…). Additive counts come from the daily
+rollups (``datasources.rollups``); the ticket-time figures come from the raw tickets (they do
+not add up); device figures are the callers' state now. Every function returns plain values.
+Rates are fractions in [0, 1] and ``None`` where there is nothing to divide by; changes are
+fractions against the same period a year before and ``None`` where the year before has none.
 """
 
 from __future__ import annotations
@@ -14,9 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Float, Select, String, cast, extract, func, select, type_coerce
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    Select,
+    String,
+    cast,
+    extract,
+    func,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
+from datasources.figures import KPI_FLAT, Figure, Rollup, TicketSpan, rate
 from datasources.models import (
     Device,
     Grid,
@@ -106,10 +121,6 @@ def _sums(engine: Engine, model: Any, columns: list[str], area: AreaRef, period:
     return {c: int(v) for c, v in zip(columns, row, strict=True)}
 
 
-def _rate(num: int, den: int) -> float | None:
-    return round(num / den, 4) if den else None
-
-
 def _change(now: int, before: int) -> float | None:
     return round(now / before - 1, 4) if before else None
 
@@ -123,55 +134,72 @@ def _grid_sums(engine: Engine, area: AreaRef, period: Period) -> dict[str, int]:
     return _sums(engine, GridDailyRollup, columns, area, period)
 
 
-def _requests_of(s: dict[str, int]) -> dict[str, Any]:
-    return {
-        "requests": s["requests"],
-        "closed": s["closed"],
-        "closure_rate": _rate(s["closed"], s["requests"]),
-    }
-
-
-def _on_time_of(s: dict[str, int]) -> float | None:
-    return _rate(s["closed_on_time"], s["closed"])
-
-
-def _satisfaction_of(s: dict[str, int]) -> float | None:
-    return _rate(s["satisfied"] + s["thumbs_up"], s["rated"] + s["thumbs_up"] + s["thumbs_down"])
-
-
-def _call_answer_of(s: dict[str, int]) -> float | None:
-    return _rate(s["calls_answered"], s["calls"])
-
-
 def _resolution_of(s: dict[str, int]) -> dict[str, float | None]:
     levels = ("grid", "village", "town", "district")
     total = sum(s[f"resolved_{level}"] for level in levels)
-    return {level: _rate(s[f"resolved_{level}"], total) for level in levels}
+    return {level: rate(s[f"resolved_{level}"], total) for level in levels}
 
 
-def requests(engine: Engine, area: AreaRef, period: Period) -> dict[str, Any]:
-    """受理量 and 办结率: tickets created in the period, and the share of them closed now."""
-    return _requests_of(_grid_sums(engine, area, period))
+def span_seconds(engine: Engine, span: TicketSpan) -> Any:
+    """Return a SQL expression for the seconds from a ticket's ``span.start`` to ``span.end``.
+
+    Computed in the database: parsing two timestamps per ticket in Python cost more than the
+    query. SQLite's julianday is a double, so it is rounded to milliseconds (its precision),
+    which keeps whole-second stamps exact, as ``timedelta.total_seconds`` is.
+    """
+    start, end = getattr(Ticket, span.start), getattr(Ticket, span.end)
+    if engine.dialect.name == "sqlite":
+        days = func.julianday(end) - func.julianday(start)
+        return func.round(days * 86_400_000) / 1000.0
+    return cast(extract("epoch", end - start), Float)
 
 
-def on_time_rate(engine: Engine, area: AreaRef, period: Period) -> float | None:
-    """按期办结率: closed within the category's deadline / closed."""
-    return _on_time_of(_grid_sums(engine, area, period))
+def span_stats(
+    conn: Connection,
+    engine: Engine,
+    area: AreaRef,
+    period: Period,
+    span: TicketSpan,
+    by: Any = None,
+) -> dict[Any, float | None]:
+    """Return ``span``'s statistic over the area's tickets created in the period.
+
+    Grouped by the column ``by`` (``{key: value}``, keys without tickets left out), or for the
+    whole area under the key ``None`` (``None`` where no ticket has the span's end). The
+    median interpolates like ``np.percentile(…, 50)``.
+    """
+    low, high = period.utc_bounds
+    columns = [span_seconds(engine, span).label("seconds")]
+    if by is not None:
+        columns.insert(0, by.label("key"))
+    stmt = select(*columns).where(
+        Ticket.created_at >= low,
+        Ticket.created_at < high,
+        getattr(Ticket, span.end).is_not(None),
+    )
+    result = conn.execute(_where(stmt, Ticket, area))
+    # Plain tuples: pandas probes each Row with hasattr(), which is slow in SQLAlchemy.
+    frame = pd.DataFrame([tuple(row) for row in result.all()], columns=list(result.keys()))
+    values = frame["seconds"].astype(float) / span.seconds
+    if by is None:
+        if values.empty:
+            return {None: None}
+        return {None: round(float(values.agg(span.stat)), span.digits)}
+    stats = values.groupby(frame["key"]).agg(span.stat)
+    return {key: round(float(v), span.digits) for key, v in stats.items()}
 
 
-def satisfaction_rate(engine: Engine, area: AreaRef, period: Period) -> float | None:
-    """满意率: satisfied / rated, counting ticket ratings and the callers' thumbs keys."""
-    return _satisfaction_of(_grid_sums(engine, area, period))
-
-
-def call_answer_rate(engine: Engine, area: AreaRef, period: Period) -> float | None:
-    """书记必到: green-key calls answered within 5 minutes / green-key calls."""
-    return _call_answer_of(_grid_sums(engine, area, period))
-
-
-def resolution_levels(engine: Engine, area: AreaRef, period: Period) -> dict[str, float | None]:
-    """小事不出网: the share of resolved tickets settled at each level."""
-    return _resolution_of(_grid_sums(engine, area, period))
+def figure_value(
+    engine: Engine, figure: Figure, sums: dict[str, int], area: AreaRef, period: Period
+) -> Any:
+    """Return one declared figure of the area and period (``sums``: its grid-rollup sums)."""
+    source = figure.source
+    if isinstance(source, Rollup):
+        return source.of(sums)
+    if isinstance(source, TicketSpan):
+        with engine.connect() as conn:
+            return span_stats(conn, engine, area, period, source)[None]
+    raise ValueError(f"figure {figure.key!r} has a query of its own (datasources.panels)")
 
 
 def response_minutes(engine: Engine, area: AreaRef, period: Period) -> dict[str, float | None]:
@@ -274,31 +302,8 @@ def _petitions_of(now: dict[str, int], before: dict[str, int]) -> dict[str, Any]
     return out
 
 
-def petitions(engine: Engine, area: AreaRef, period: Period) -> dict[str, Any] | None:
-    """信访: batches and persons by level, with the change vs the same period a year before."""
-    if not _village_level(area):
-        return None
-    now = _village_sums(engine, [*_PETITION_COLUMNS, "petition_repeat"], area, period)
-    before = _village_sums(engine, _PETITION_COLUMNS, area, period.year_before())
-    return _petitions_of(now, before)
-
-
-def mediations(engine: Engine, area: AreaRef, period: Period) -> int | None:
-    """Disputes mediated by the party mediation teams."""
-    if not _village_level(area):
-        return None
-    return _village_sums(engine, ["mediations"], area, period)["mediations"]
-
-
 def _points_of(s: dict[str, int]) -> dict[str, int]:
     return {"earned": s["points_earned"], "redeemed": s["points_redeemed"]}
-
-
-def points(engine: Engine, area: AreaRef, period: Period) -> dict[str, int]:
-    """积分: points earned and redeemed (1 point = 1 yuan)."""
-    if area.level != "grid":
-        return _points_of(_village_sums(engine, ["points_earned", "points_redeemed"], area, period))
-    return _grid_points(engine, area, period)
 
 
 def _grid_points(engine: Engine, area: AreaRef, period: Period) -> dict[str, int]:
@@ -312,14 +317,6 @@ def _grid_points(engine: Engine, area: AreaRef, period: Period) -> dict[str, int
         rows = session.execute(_where(stmt, PointsTransaction, area))
         sums = {kind: total for kind, total in rows}
     return {"earned": int(sums.get("earned", 0)), "redeemed": int(sums.get("redeemed", 0))}
-
-
-_EMPLOYMENT_COLUMNS = [
-    "placements_public_welfare",
-    "placements_doorstep",
-    "placements_urban",
-    "welfare_posts_created",
-]
 
 
 def _posts_filled(engine: Engine, area: AreaRef, period: Period) -> int:
@@ -343,33 +340,12 @@ def _employment_of(s: dict[str, int], filled: int) -> dict[str, int]:
     }
 
 
-def employment(engine: Engine, area: AreaRef, period: Period) -> dict[str, int] | None:
-    """就业: placements by kind and public-welfare posts created (and filled so far)."""
-    if not _village_level(area):
-        return None
-    s = _village_sums(engine, _EMPLOYMENT_COLUMNS, area, period)
-    return _employment_of(s, _posts_filled(engine, area, period))
-
-
 def _supervision_of(s: dict[str, int]) -> dict[str, int]:
     return {
         "posted": s["supervision_posted"],
         "on_notice": s["supervision_on_notice"],
         "approved": s["supervision_approved"],
     }
-
-
-def supervision(engine: Engine, area: AreaRef, period: Period) -> dict[str, int] | None:
-    """监督: items posted, posted 3+ working days ahead, approved with 80% or more."""
-    if not _village_level(area):
-        return None
-    s = _village_sums(
-        engine,
-        ["supervision_posted", "supervision_on_notice", "supervision_approved"],
-        area,
-        period,
-    )
-    return _supervision_of(s)
 
 
 def devices(engine: Engine, area: AreaRef, now: dt.datetime) -> dict[str, int]:
@@ -390,7 +366,8 @@ def kpi(engine: Engine, area: AreaRef, period: Period, now: dt.datetime) -> dict
     """Return every headline figure as the JSON object of docs/contract.md, section 3.
 
     One grid-rollup query and (above grid level) two village-rollup queries, this period's and
-    the year before's petitions, serve every additive figure.
+    the year before's petitions, serve every additive figure. The figures with a key of their
+    own at the top level are those ``datasources.figures`` declares there (``KPI_FLAT``).
     """
     s = _grid_sums(engine, area, period)
     village: dict[str, Any] = {
@@ -414,12 +391,8 @@ def kpi(engine: Engine, area: AreaRef, period: Period, now: dt.datetime) -> dict
     return {
         "area": area.as_dict(),
         "period": period.as_dict(),
-        **_requests_of(s),
-        "on_time_rate": _on_time_of(s),
-        "satisfaction_rate": _satisfaction_of(s),
+        **{f.kpi_path[0]: figure_value(engine, f, s, area, period) for f in KPI_FLAT},
         "response_minutes": response_minutes(engine, area, period),
-        "call_answer_rate": _call_answer_of(s),
-        "calls": s["calls"],
         "resolution_levels": _resolution_of(s),
         "petitions": village["petitions"],
         "mediations": village["mediations"],

@@ -14,27 +14,34 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Float, Select, case, cast, extract, func, select
+from sqlalchemy import Connection, Engine, Select, case, func, select
 
+from datasources.figures import (
+    BY_KEY,
+    MAP_METRICS,
+    PER_AREA,
+    RESPONSE,
+    Figure,
+    Rollup,
+    TicketSpan,
+    rate,
+    rollup_columns,
+)
 from datasources.kpi import (
     LOW_BATTERY,
     ONLINE_WITHIN,
     AreaRef,
-    _call_answer_of,
     _grid_sums,
-    _on_time_of,
-    _rate,
-    _requests_of,
-    _resolution_of,
-    _satisfaction_of,
     _where,
     response_minutes,
+    span_seconds,
+    span_stats,
 )
 from datasources.models import (
     Device,
@@ -69,11 +76,7 @@ OPEN_STATUSES = ("open", "dispatched", "in_progress", "resolved", "reopened")
 
 _CHILD_LEVEL = {"district": "town", "town": "village", "village": "grid", "grid": "grid"}
 _AREA_MODEL: dict[str, Any] = {"town": Town, "village": Village, "grid": Grid}
-_GRID_SUM_COLUMNS = [
-    c.name
-    for c in GridDailyRollup.__table__.c
-    if c.name not in ("day", "grid_code", "village_code", "town_code")
-]
+_GRID_SUM_COLUMNS = rollup_columns(PER_AREA)
 _PETITION_COLUMNS = [
     f"petition_{what}_{level}" for level in PETITION_LEVELS for what in ("batches", "persons")
 ]
@@ -93,14 +96,7 @@ CHILDREN_COLUMNS = [
     "name",
     "name_en",
     "level",
-    "requests",
-    "closed",
-    "closure_rate",
-    "on_time_rate",
-    "satisfaction_rate",
-    "calls",
-    "call_answer_rate",
-    "resolved_grid_share",
+    *(f.key for f in PER_AREA),
     "petition_batches",
     "petition_persons",
     "mediations",
@@ -231,25 +227,13 @@ def _points_where(stmt: Select, area: AreaRef) -> Select:
     return _where(stmt, PointsTransaction, area)
 
 
-def _response_seconds(engine: Engine) -> Any:
-    """Return a SQL expression for the seconds from created to arrived on site.
-
-    Computed in the database: parsing two timestamps per ticket in Python cost more than the
-    query. SQLite's julianday is a double, so it is rounded to milliseconds (its precision),
-    which keeps whole-second stamps exact, as ``timedelta.total_seconds`` is.
-    """
-    if engine.dialect.name == "sqlite":
-        days = func.julianday(Ticket.arrived_at) - func.julianday(Ticket.created_at)
-        return func.round(days * 86_400_000) / 1000.0
-    return cast(extract("epoch", Ticket.arrived_at - Ticket.created_at), Float)
-
-
 def _response_frame(
     conn: Connection, engine: Engine, area: AreaRef, period: Period, *extra: Any
 ) -> pd.DataFrame:
     """Return ``minutes`` created→arrived of the period's arrived tickets (the kpi's rows)."""
     low, high = period.utc_bounds
-    stmt = select(*extra, _response_seconds(engine).label("seconds")).where(
+    seconds = span_seconds(engine, RESPONSE)
+    stmt = select(*extra, seconds.label("seconds")).where(
         Ticket.created_at >= low, Ticket.created_at < high, Ticket.arrived_at.is_not(None)
     )
     frame = _frame(conn, _where(stmt, Ticket, area))
@@ -261,16 +245,40 @@ def _float(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
-def _grid_figures(sums: dict[str, int]) -> dict[str, Any]:
-    """Return the per-area ticket and call figures of one row of grid-rollup sums."""
-    return {
-        **_requests_of(sums),
-        "on_time_rate": _on_time_of(sums),
-        "satisfaction_rate": _satisfaction_of(sums),
-        "calls": sums["calls"],
-        "call_answer_rate": _call_answer_of(sums),
-        "resolved_grid_share": _resolution_of(sums)["grid"],
-    }
+def _rollup_of(key: str) -> Callable[[dict[str, int]], Any]:
+    """Return how the declared rollup figure ``key`` is computed from grid-rollup sums."""
+    source = BY_KEY[key].source
+    if not isinstance(source, Rollup):
+        raise ValueError(f"figure {key!r} is not computed from the rollups")
+    return source.of
+
+
+def _per_area(
+    conn: Connection,
+    engine: Engine,
+    figure: Figure,
+    area: AreaRef,
+    period: Period,
+    sums: list[dict[str, int]],
+    codes: list[str],
+    by: Any,
+) -> list[Any]:
+    """Return a declared figure for each of ``codes``, the children of ``area`` keyed by ``by``.
+
+    ``sums`` are the children's grid-rollup sums in the order of ``codes``. Counts are ints;
+    the other figures floats, NaN where there is none.
+    """
+    source = figure.source
+    if isinstance(source, Rollup):
+        values = [source.of(row) for row in sums]
+    elif isinstance(source, TicketSpan):
+        found = span_stats(conn, engine, area, period, source, getattr(Ticket, by.key))
+        values = [found.get(code) for code in codes]
+    else:
+        raise ValueError(f"figure {figure.key!r} has no per-area definition")
+    if figure.kind == "count":
+        return [int(v or 0) for v in values]
+    return _float(values)
 
 
 def _months(period: Period) -> list[dt.date]:
@@ -307,18 +315,15 @@ def children_figures(engine: Engine, area: AreaRef, period: Period) -> pd.DataFr
     (summed from the transactions by the household's grid).
     """
     level = _child_level(area)
+    by = _key_column(GridDailyRollup, level)
     with engine.connect() as conn:
         out = _children(conn, area)
-        grid = _rollup_sums(
-            conn,
-            GridDailyRollup,
-            _GRID_SUM_COLUMNS,
-            area,
-            period,
-            _key_column(GridDailyRollup, level),
-        ).set_index("key")
-        grid = grid.reindex(out["code"], fill_value=0).astype("int64")
-        figures = [_grid_figures(row) for row in grid.to_dict("records")]
+        grid = _rollup_sums(conn, GridDailyRollup, _GRID_SUM_COLUMNS, area, period, by)
+        grid = grid.set_index("key").reindex(out["code"], fill_value=0).astype("int64")
+        sums = grid.to_dict("records")
+        codes = out["code"].tolist()
+        for figure in PER_AREA:
+            out[figure.key] = _per_area(conn, engine, figure, area, period, sums, codes, by)
         if level == "grid":
             village = None
             points = _points_by(
@@ -334,16 +339,6 @@ def children_figures(engine: Engine, area: AreaRef, period: Period) -> pd.DataFr
                 _key_column(VillageDailyRollup, level),
             ).set_index("key")
             village = village.reindex(out["code"], fill_value=0).astype("int64")
-    for name in ("requests", "closed", "calls"):
-        out[name] = [int(f[name]) for f in figures]
-    for name in (
-        "closure_rate",
-        "on_time_rate",
-        "satisfaction_rate",
-        "call_answer_rate",
-        "resolved_grid_share",
-    ):
-        out[name] = _float([f[name] for f in figures])
     if village is None:
         for name in _VILLAGE_ONLY:
             out[name] = math.nan
@@ -434,9 +429,8 @@ def monthly_series(engine: Engine, area: AreaRef, period: Period) -> pd.DataFram
     g = _by_month(grid, period, _MONTHLY_GRID)
     records = g.to_dict("records")
     out = g[["requests", "closed", "calls", "calls_answered"]].copy()
-    out["closure_rate"] = _float([_requests_of(r)["closure_rate"] for r in records])
-    out["satisfaction_rate"] = _float([_satisfaction_of(r) for r in records])
-    out["call_answer_rate"] = _float([_call_answer_of(r) for r in records])
+    for name in ("closure_rate", "satisfaction_rate", "call_answer_rate"):
+        out[name] = _float([_rollup_of(name)(r) for r in records])
     if village is None:
         for name in _MONTHLY_VILLAGE:
             out[name] = math.nan
@@ -746,7 +740,7 @@ def device_health(engine: Engine, area: AreaRef, now: dt.datetime) -> dict[str, 
         by[name] = counts[name].to_numpy()
     by["offline"] = by["installed"] - by["online"]
     by["online_rate"] = _float(
-        [_rate(o, i) for o, i in zip(by["online"], by["installed"], strict=True)]
+        [rate(o, i) for o, i in zip(by["online"], by["installed"], strict=True)]
     )
     by = by[
         [
@@ -767,35 +761,9 @@ def device_health(engine: Engine, area: AreaRef, now: dt.datetime) -> dict[str, 
         "online": n_online,
         "offline": installed - n_online,
         "low_battery": int(by["low_battery"].sum()),
-        "online_rate": _rate(n_online, installed),
+        "online_rate": rate(n_online, installed),
         "by_area": by,
     }
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """How to label and colour a map metric."""
-
-    label_zh: str
-    label_en: str
-    unit_zh: str
-    unit_en: str
-    higher_is_better: bool
-    scale: float = 1.0  # multiply the value by this to display it in ``unit`` (fractions → %)
-    as_of_now: bool = False  # the state at ``now`` rather than a sum over the period
-
-
-METRICS: dict[str, MetricInfo] = {
-    "open_tickets": MetricInfo(
-        "未办结诉求", "Open tickets", "件", "tickets", False, as_of_now=True
-    ),
-    "calls": MetricInfo("一键呼叫", "Calls", "次", "calls", False),
-    "closure_rate": MetricInfo("办结率", "Closure rate", "%", "%", True, scale=100),
-    "satisfaction_rate": MetricInfo("满意率", "Satisfaction", "%", "%", True, scale=100),
-    "response_median": MetricInfo("响应时长中位数", "Median response", "分钟", "min", False),
-    "points_redeemed": MetricInfo("积分兑换", "Points redeemed", "分", "points", True),
-    "placements": MetricInfo("就业安置(村)", "Job placements (village)", "人", "people", True),
-}
 
 
 def _grids_of(conn: Connection, area: AreaRef) -> pd.DataFrame:
@@ -806,79 +774,84 @@ def _grids_of(conn: Connection, area: AreaRef) -> pd.DataFrame:
 def grid_values(
     engine: Engine, area: AreaRef, period: Period, metric: str, now: dt.datetime
 ) -> dict[str, float | None]:
-    """Return one value of ``metric`` (a key of ``METRICS``) per grid of the area, for the map.
+    """Return one value of ``metric`` (a key of ``figures.MAP_METRICS``) per grid of the area.
 
-    ``open_tickets`` counts tickets not closed at ``now``; ``calls``, ``closure_rate`` and
-    ``satisfaction_rate`` are the rollup figures over the period; ``response_median`` is the
-    created→arrived median in minutes of the period's tickets; ``points_redeemed`` comes from the
-    transactions' household grid. ``placements`` has no grid figure: each grid gets its
-    village's placements of all kinds (so do not add grids up). Rates are fractions; ``None``
-    where there is nothing to divide by (or no arrival to take a median of).
+    The value is the figure as declared (``datasources.figures``) for the grid: rollup figures
+    are summed over the period, ticket-time figures taken over the grid's tickets; the
+    ``Special`` ones are ``open_tickets``, tickets not closed at ``now``; ``points_redeemed``,
+    from the transactions' household grid; and ``placements``, which has no grid figure: each
+    grid gets its village's placements of all kinds (so do not add grids up). Rates are
+    fractions; ``None`` where there is nothing to divide by (or no ticket to take a time of).
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    figure = MAP_METRICS.get(metric)
+    if figure is None:
+        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(MAP_METRICS)}")
+    source = figure.source
     with engine.connect() as conn:
         grids = _grids_of(conn, area)
         codes = grids["code"].tolist()
-        if metric == "open_tickets":
-            stmt = (
-                select(Ticket.grid_code, func.count())
-                .where(Ticket.status.in_(OPEN_STATUSES), Ticket.created_at <= now)
-                .group_by(Ticket.grid_code)
-            )
-            found = {grid: n for grid, n in conn.execute(_where(stmt, Ticket, area))}
-            return {c: float(found.get(c, 0)) for c in codes}
-        if metric in ("calls", "closure_rate", "satisfaction_rate"):
-            columns = {
-                "calls": ["calls"],
-                "closure_rate": ["requests", "closed"],
-                "satisfaction_rate": ["rated", "satisfied", "thumbs_up", "thumbs_down"],
-            }[metric]
+        if isinstance(source, Rollup):
             sums = _rollup_sums(
-                conn, GridDailyRollup, columns, area, period, GridDailyRollup.grid_code
+                conn, GridDailyRollup, source.columns, area, period, GridDailyRollup.grid_code
             ).set_index("key")
             rows = sums.reindex(codes, fill_value=0).to_dict("index")
-            if metric == "calls":
-                return {c: float(r["calls"]) for c, r in rows.items()}
-            rate = (
-                (lambda s: _requests_of(s)["closure_rate"])
-                if metric == "closure_rate"
-                else _satisfaction_of
-            )
-            return {c: rate(r) for c, r in rows.items()}
-        if metric == "response_median":
-            return _response_medians(conn, engine, area, period, codes)
-        if metric == "points_redeemed":
-            points = _points_by(conn, area, period, PointsTransaction.grid_code, ("redeemed",))
-            redeemed = points["redeemed"].reindex(codes, fill_value=0)
-            return {c: float(v) for c, v in redeemed.items()}
-        village_area = area
-        if area.level == "grid":
-            # Placements are village facts: a grid shows its whole village's figure.
-            village_area = AreaRef(
-                "village", str(area.village_code), "", area.town_code, area.village_code
-            )
-        columns = [f"placements_{kind}" for kind in PLACEMENT_KINDS]
-        sums = _rollup_sums(
-            conn, VillageDailyRollup, columns, village_area, period, VillageDailyRollup.village_code
-        ).set_index("key")
-        per_village = sums[columns].sum(axis=1)
+            return {c: _or_none(source.of(r)) for c, r in rows.items()}
+        if isinstance(source, TicketSpan):
+            found = span_stats(conn, engine, area, period, source, Ticket.grid_code)
+            return {c: found.get(c) for c in codes}
+        return _SPECIAL[source.name](conn, area, period, now, grids)
+
+
+def _or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _open_by_grid(
+    conn: Connection, area: AreaRef, period: Period, now: dt.datetime, grids: pd.DataFrame
+) -> dict[str, float | None]:
+    stmt = (
+        select(Ticket.grid_code, func.count())
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.created_at <= now)
+        .group_by(Ticket.grid_code)
+    )
+    found = {grid: n for grid, n in conn.execute(_where(stmt, Ticket, area))}
+    return {c: float(found.get(c, 0)) for c in grids["code"]}
+
+
+def _redeemed_by_grid(
+    conn: Connection, area: AreaRef, period: Period, now: dt.datetime, grids: pd.DataFrame
+) -> dict[str, float | None]:
+    points = _points_by(conn, area, period, PointsTransaction.grid_code, ("redeemed",))
+    redeemed = points["redeemed"].reindex(grids["code"], fill_value=0)
+    return {c: float(v) for c, v in redeemed.items()}
+
+
+def _placements_by_grid(
+    conn: Connection, area: AreaRef, period: Period, now: dt.datetime, grids: pd.DataFrame
+) -> dict[str, float | None]:
+    village_area = area
+    if area.level == "grid":
+        # Placements are village facts: a grid shows its whole village's figure.
+        village_area = AreaRef(
+            "village", str(area.village_code), "", area.town_code, area.village_code
+        )
+    columns = [f"placements_{kind}" for kind in PLACEMENT_KINDS]
+    sums = _rollup_sums(
+        conn, VillageDailyRollup, columns, village_area, period, VillageDailyRollup.village_code
+    ).set_index("key")
+    per_village = sums[columns].sum(axis=1)
     return {
         c: float(per_village.get(v, 0))
-        for c, v in zip(codes, grids["village_code"].tolist(), strict=True)
+        for c, v in zip(grids["code"].tolist(), grids["village_code"].tolist(), strict=True)
     }
 
 
-def _response_medians(
-    conn: Connection, engine: Engine, area: AreaRef, period: Period, codes: list[str]
-) -> dict[str, float | None]:
-    raw = _response_frame(conn, engine, area, period, Ticket.grid_code)
-    out: dict[str, float | None] = dict.fromkeys(codes)
-    # pandas' median interpolates like the np.percentile(…, 50) of kpi.response_minutes.
-    for code, median in raw.groupby("grid_code")["minutes"].median().items():
-        if code in out:
-            out[code] = round(float(median), 1)
-    return out
+# The map figures with a query of their own, by ``figures.Special.name``.
+_SPECIAL: dict[str, Callable[..., dict[str, float | None]]] = {
+    "open_tickets": _open_by_grid,
+    "points_redeemed": _redeemed_by_grid,
+    "placements": _placements_by_grid,
+}
 
 
 GRID_DIRECTORY_COLUMNS = [

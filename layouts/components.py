@@ -19,6 +19,7 @@ from typing import Any
 from dash import dcc, html
 from dash_extensions import Purify
 
+from datasources.figures import TILES, Figure
 from datasources.periods import SHANGHAI
 from layouts import ids
 from layouts.i18n import alert_text, count_unit, feed_text, t
@@ -72,34 +73,52 @@ def change_text(change: float | None, lang: str) -> str:
     return f"{t('compare', lang)} {sign}{change * 100:.1f}%"
 
 
+def figure_text(figure: Figure, value: Any) -> str:
+    """Return a declared figure's value as shown: a rate as a percentage, else a number."""
+    if figure.is_rate:
+        return fmt_rate(value, figure.digits)
+    return fmt_number(value, figure.digits)
+
+
+def kpi_value(k: dict[str, Any], figure: Figure) -> Any:
+    """Return a declared figure's value from a ``kpi()`` result (``None`` where it has none)."""
+    value: Any = k
+    for key in figure.kpi_path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _tile_sub(figure: Figure, k: dict[str, Any], lang: str) -> str | None:
+    """Return the comparison line under a declared figure's tile, for those that have one."""
+    if figure.key == "requests":
+        return f"{k['period']['start']} – {k['period']['end']}"
+    if figure.key == "closure_rate":
+        return f"{t('closed', lang)} {_count(k['closed'], 'u_tickets', lang)}"
+    if figure.key == "response_median":
+        p90 = (k.get("response_minutes") or {}).get("p90")
+        return f"P90 {fmt_number(p90, 1)} {t('u_minutes', lang)}"
+    return None
+
+
 def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
-    """Return the headline tiles of docs/figures.md from a ``kpi()`` result."""
-    resp = k.get("response_minutes") or {}
-    levels = k.get("resolution_levels") or {}
+    """Return the headline tiles of docs/figures.md from a ``kpi()`` result.
+
+    First the figures ``datasources.figures`` declares as tiles, in their order, then the
+    grouped village-level figures and the callers.
+    """
     petitions = k.get("petitions") or {}
     employment = k.get("employment") or {}
     points = k.get("points") or {}
     supervision = k.get("supervision") or {}
     devices = k.get("devices") or {}
-    period = f"{k['period']['start']} – {k['period']['end']}"
     tiles = [
-        tile(t("requests", lang), fmt_number(k["requests"]), t("u_tickets", lang), period),
         tile(
-            t("closure_rate", lang),
-            fmt_rate(k["closure_rate"], 2),
-            "%",
-            f"{t('closed', lang)} {_count(k['closed'], 'u_tickets', lang)}",
-        ),
-        tile(t("on_time_rate", lang), fmt_rate(k["on_time_rate"]), "%"),
-        tile(t("satisfaction_rate", lang), fmt_rate(k["satisfaction_rate"]), "%"),
-        tile(
-            t("response_median", lang),
-            fmt_number(resp.get("median"), 1),
-            t("u_minutes", lang),
-            f"P90 {fmt_number(resp.get('p90'), 1)} {t('u_minutes', lang)}",
-        ),
-        tile(t("call_answer_rate", lang), fmt_rate(k["call_answer_rate"]), "%"),
-        tile(t("grid_share", lang), fmt_rate(levels.get("grid")), "%"),
+            t(f.label, lang),
+            figure_text(f, kpi_value(k, f)),
+            t(f.unit, lang),
+            _tile_sub(f, k, lang),
+        )
+        for f in TILES
     ]
     for level in ("district", "city"):
         p = petitions.get(level) if petitions else None

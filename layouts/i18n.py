@@ -51,6 +51,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "satisfaction_rate": ("满意率", "Satisfaction"),
     "response_median": ("响应时长（中位）", "Response (median)"),
     "response_p90": ("响应时长（90%）", "Response (p90)"),
+    "resolution_days": ("平均办结天数", "Average resolution days"),
     "call_answer_rate": ("书记必到率", "Calls answered ≤5 min"),
     "grid_share": ("小事不出网", "Settled in the grid"),
     "petitions_district": ("来区访批次", "District petitions"),
@@ -68,6 +69,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "unanswered": ("未响应呼叫", "Unanswered calls"),
     "new_today": ("今日新诉求", "New requests today"),
     "closed_today": ("今日办结", "Closed today"),
+    # Figure names where the map's picker and legend name a figure differently from its tile
+    # (datasources.figures declares which key each figure uses).
+    "figure.calls": ("一键呼叫", "Calls"),
+    "figure.open_tickets": ("未办结诉求", "Open tickets"),
+    "figure.response_median": ("响应时长中位数", "Median response"),
+    "figure.placements_village": ("就业安置(村)", "Job placements (village)"),
     # Units
     "u_tickets": ("件", "tickets"),
     "u_batches": ("批", "batches"),
@@ -75,10 +82,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "u_people": ("人", "people"),
     "u_points": ("分", "points"),
     "u_minutes": ("分钟", "min"),
+    "u_days": ("天", "days"),
     "u_calls": ("次", "calls"),
     "u_items": ("项", "items"),
     "u_devices": ("台", "devices"),
     "u_posts": ("个", "posts"),
+    "percent": ("%", "%"),
     # Charts
     "chart_closure": ("办结率（按下级区域）", "Closure rate by area"),
     "chart_requests": ("每月受理与办结", "Requests and closures per month"),
@@ -205,6 +214,7 @@ SINGULAR = {
     "items": "item",
     "devices": "device",
     "posts": "post",
+    "days": "day",
 }
 
 

@@ -13,10 +13,12 @@ from sqlalchemy import Engine, func, select
 
 from datasources import panels
 from datasources.db import make_engine, session_scope
+from datasources.figures import MAP_METRICS
 from datasources.kpi import AreaRef, devices, kpi, resolve_area, response_minutes
 from datasources.models import Grid, Staff, Ticket, Town
 from datasources.periods import Period
 from layouts import ids
+from layouts.i18n import t
 
 NOW = dt.datetime.now(dt.UTC)
 Y2022 = Period.year(2022)
@@ -284,8 +286,9 @@ def test_grid_values_cover_the_areas_grids(engine, district, town):
         all_grids = set(session.scalars(select(Grid.code)))
         town_grids = set(session.scalars(select(Grid.code).where(Grid.town_code == town.code)))
     assert len(all_grids) == 607
-    for metric, info in panels.METRICS.items():
-        assert info.unit_zh and info.unit_en and info.label_zh and info.label_en
+    for metric, info in MAP_METRICS.items():
+        label, unit = info.picker_label, info.unit
+        assert t(unit, "zh") and t(unit, "en") and t(label, "zh") and t(label, "en")
         values = panels.grid_values(engine, district, Y2022, metric, NOW)
         assert set(values) == all_grids, metric
         assert set(panels.grid_values(engine, town, Y2022, metric, NOW)) == town_grids
@@ -327,7 +330,7 @@ def test_a_town_area_never_returns_another_towns_rows(engine, town):
     tickets = panels.open_tickets(engine, town, NOW)
     if len(tickets):
         assert inside(tickets["grid_code"]) and inside(tickets["town_code"])
-    for metric in panels.METRICS:
+    for metric in MAP_METRICS:
         assert inside(panels.grid_values(engine, town, Y2022, metric, NOW))
     assert inside(panels.grid_directory(engine, town)["code"])
     options = panels.area_options(engine, town)
