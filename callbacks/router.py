@@ -104,14 +104,14 @@ def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
     return wanted
 
 
-def _rotation(sources: Any, scope: AreaRef) -> dict[str, list[str]]:
+def _rotation(sources: Any, scope: AreaRef) -> dict[str, Any]:
     """Return what the wall rotates through: its metrics and the towns in the user's scope."""
-    from callbacks.wall import WALL_METRICS
+    from callbacks.wall import ROTATE_S, WALL_METRICS
 
     towns = sorted(c for c in sources.names().zh if len(c) == 9 and c.startswith(scope.code[:9]))
     if scope.level == "district":
         towns = sorted(c for c in sources.names().zh if len(c) == 9)
-    return {"metrics": list(WALL_METRICS), "towns": towns}
+    return {"metrics": list(WALL_METRICS), "towns": towns, "every_s": ROTATE_S}  # seconds a slot
 
 
 def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
