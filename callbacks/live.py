@@ -12,6 +12,10 @@ Faults (docs/reliability.md): when its Redis subscription fails, it marks ``#ws-
 ``data-feed="down"`` (the page then shows "重新连接中… / Reconnecting…" although the socket is
 up), retries every 0.5–2 s and clears the mark once subscribed again. It probes the database
 every two seconds through ``Sources`` and shows or hides the "data stale" badge.
+
+The parts: ``LiveProcess`` (one per web process: the hub and the figures its pages share),
+``LivePage`` (one per open page: what it shows, what it was sent, its loop and retries) and
+``PageSchedule`` (pure: when each push is due, from the monotonic clock and what arrived).
 """
 
 from __future__ import annotations
