@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from dash import Input, Output, State
+from dash import ClientsideFunction, Input, Output, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.router import parse_search
@@ -43,14 +43,9 @@ def register(app: Any, sources: Any) -> None:
     # A shared link with ``?lang=en`` (or ``zh``) makes that the language of the whole page,
     # and remembers it, as the switch does: otherwise the page frame would follow the link and
     # the panels (which read the stored language) the browser's earlier choice.
+    # (dashboard/assets/wushi_i18n.js)
     app.clientside_callback(
-        """
-        function(search, lang) {
-            var m = /[?&]lang=(en|zh)(&|$)/.exec(search || '');
-            if (!m || m[1] === lang) { return window.dash_clientside.no_update; }
-            return m[1];
-        }
-        """,
+        ClientsideFunction(namespace="wushi", function_name="langFromSearch"),
         Output(ids.LANG, "data", allow_duplicate=True),
         Input(ids.URL, "search"),
         State(ids.LANG, "data"),

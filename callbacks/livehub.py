@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from dash import set_props
+from dash._utils import to_json
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -182,8 +184,6 @@ class Frozen:
 
 def freeze(value: Any) -> Frozen:
     """Serialise ``value`` (components included) once, for every page that shows it."""
-    from dash._utils import to_json
-
     return Frozen(to_json(value))
 
 
@@ -204,8 +204,6 @@ def send(ws: Any, component_id: str, prop: str, frozen: Frozen) -> None:
     except AttributeError:
         queue = None
     if queue is None:
-        from dash import set_props
-
         set_props(component_id, {prop: frozen.value})
         return
     head = json.dumps(

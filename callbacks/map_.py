@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import Input, Output, State
+from dash import ClientsideFunction, Input, Output, State
 
 from callbacks import common
 from dashboard.sources import CHOICE_MAX_AGE_S
@@ -155,7 +155,7 @@ def register(app: Any, sources: Any) -> None:
     # Applied in the page to the polygons drawn (only those whose style changed), and kept there
     # for the hover text and for geometry that loads later: layouts/map.py says why.
     app.clientside_callback(
-        "function(h) { window.wushi.map.restyle(h); }",
+        ClientsideFunction(namespace="wushi", function_name="restyleMap"),
         Input(ids.GRID_STYLE, "data"),
     )
 

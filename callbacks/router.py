@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 from dash import Input, Output, State, html
 
 from callbacks import common
-from callbacks.wall import WALL_METRICS
+from callbacks.wall import ROTATE_S, WALL_METRICS
 from dashboard.maps import map_version
 from datasources import panels
 from datasources.figures import MAP_METRICS
@@ -95,12 +95,12 @@ def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
     return wanted
 
 
-def _rotation(sources: Any, scope: AreaRef) -> dict[str, list[str]]:
+def _rotation(sources: Any, scope: AreaRef) -> dict[str, Any]:
     """Return what the wall rotates through: its metrics and the towns in the user's scope."""
     towns = sorted(c for c in sources.names().zh if code_level(c, sources.district) == "town")
     if scope.level != "district":
         towns = [c for c in towns if c == scope.town_code]
-    return {"metrics": list(WALL_METRICS), "towns": towns}
+    return {"metrics": list(WALL_METRICS), "towns": towns, "every_s": ROTATE_S}  # seconds a slot
 
 
 def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:

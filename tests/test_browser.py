@@ -32,6 +32,7 @@ from datasources.kpi import kpi, resolve_area
 from datasources.models import Device, Town, Village
 from datasources.periods import SHANGHAI, Period
 from datasources.users import add_user
+from layouts import ids
 from layouts.components import fmt_number, fmt_rate
 
 PASSWORD = "browser-test-pw"
@@ -94,6 +95,12 @@ def test_wall_draws_607_grids_without_errors(stack):
         assert n == 607
         wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
         time.sleep(1.0)
+        # The wall's clientside clock (wushi.wallTick): the time, the data's age, the rotation's
+        # slot (its length comes with the wall-rotation store).
+        assert page.inner_text(f"#{ids.CLOCK}").strip()
+        as_of = f"document.getElementById('{ids.DATA_AS_OF}').innerText"
+        wait_for(page, f"{as_of}.includes('数据截至')")
+        assert isinstance(page.evaluate("window.__wushiSlot"), int)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wall-1920x1080.png"))
         assert [e for e in errors if "favicon" not in e] == []

@@ -122,3 +122,12 @@ window.wushi = Object.assign({}, window.wushi, {
   }
 });
 })();
+
+/* The clientside callback of callbacks/map_.py, in the `wushi` namespace: hand the `grid-style`
+ * store's hideout to `wushi.map.restyle` (the polygons drawn are restyled in place). */
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.wushi = Object.assign({}, window.dash_clientside.wushi, {
+  restyleMap: function (hideout) {
+    window.wushi.map.restyle(hideout);
+  }
+});
