@@ -1,7 +1,7 @@
 """Every event kind, declared once: its schema, storage, live projection, feed entry, simulator.
 
-``KINDS`` holds one ``KindSpec`` per kind of the event stream (docs/contract.md section 1, docs/events.md). The rest of
-the code walks this table instead of naming kinds:
+``KINDS`` holds one ``KindSpec`` per kind of the event stream (docs/contract.md section 1,
+docs/events.md). The rest of the code walks this table instead of naming kinds:
 
 - ``model``: the pydantic schema in ``datasources.events`` (validation, the HTTP API).
 - ``table`` and ``store``: the SQL table the kind's rows go to and the function in
