@@ -18,7 +18,7 @@ from datasources import panels
 from datasources.audit import record
 from datasources.figures import TABLE
 from layouts import ids
-from layouts.i18n import normal_lang, t
+from layouts.i18n import category_label, normal_lang, t
 
 TICKET_COLUMNS = (
     ("id", "col_id"),
@@ -65,9 +65,9 @@ def ticket_frame(
     en = lang == "en"
     if en:
         df["village"], df["grid"] = df["village_en"], df["grid_en"]
-    df["category"] = df["category_en" if en else "category_zh"]
+    df["category"] = df["category"].map(lambda c: category_label(c, lang))
     overdue = df["overdue_arrival"] | df["overdue_closure"]
-    df["overdue"] = overdue.map({True: "Yes" if en else "是", False: ""})
+    df["overdue"] = overdue.map({True: t("yes", lang), False: ""})
     df["age_hours"] = df["age_hours"].round(1)
     # Local time to the minute, as a person reads it ("2026-12-03 11:47"; the stored value is
     # ISO with +08:00): still sorts as text, and the exports show what the table shows.

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from dashboard.dash_requests import DASH_CALLBACK_PATH, DASH_SOCKET_PATH, ASGIScope
+from layouts.i18n import both
 
 WALL_PATH = "/wall"
 
@@ -28,13 +29,8 @@ KIOSK_GET_PATHS = frozenset(
         "/api/v1/towns.geojson",
     }
 )
-KIOSK_ONLY_WALL = (
-    "此大屏令牌只能打开 /wall（只读）/ A wall-screen token opens /wall only (read-only)"
-)
-KIOSK_INVALID = (
-    "大屏令牌无效或已撤销，请联系区指挥中心 / "
-    "This wall-screen token is not valid or was revoked: ask the district command center"
-)
+KIOSK_ONLY_WALL = both("kiosk.wall_only")
+KIOSK_INVALID = both("kiosk.invalid")
 
 
 def page_path(path: str) -> str:

@@ -26,6 +26,7 @@ from dashboard.sessions import COOKIE_NAME, sessions_for
 from dashboard.settings import Settings
 from datasources import users
 from datasources.audit import record
+from layouts.i18n import both, t
 
 log = logging.getLogger("wushi.auth")
 
@@ -49,9 +50,9 @@ def safe_next(value: str | None) -> str:
 
 # --- The login page --------------------------------------------------------------------------
 
-WRONG_LOGIN = "用户名或密码错误 / Wrong username or password"
-EMPTY_LOGIN = "请输入用户名和密码 / Enter your username and password"
-UNAVAILABLE = "登录服务暂时不可用，请稍后再试 / Login is unavailable right now; try again shortly"
+WRONG_LOGIN = both("login.wrong")
+EMPTY_LOGIN = both("login.empty")
+UNAVAILABLE = both("login.unavailable")
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -64,7 +65,7 @@ PAGE_HEADERS = {
 _LOGIN_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>登录 · Log in — 无事找书记</title>
+<title>{title}</title>
 <style>
 *{{box-sizing:border-box}}
 body{{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
@@ -87,21 +88,34 @@ button:active{{background:#8e0000}}
 font-weight:600}}
 </style></head>
 <body><main>
-<h1>无事找书记 · 指挥中心</h1>
-<p class="sub">叶集区 Yeji District command center</p>
+<h1>{heading}</h1>
+<p class="sub">{sub}</p>
 {message}
 <form method="post" action="/login" autocomplete="on">
 <input type="hidden" name="next" value="{next}">
-<label for="username">用户名 <span>/ Username</span></label>
+<label for="username">{username_zh} <span>/ {username_en}</span></label>
 <input id="username" name="username" value="{username}" autocomplete="username"
  autocapitalize="none" autocorrect="off" spellcheck="false" required {focus_user}>
-<label for="password">密码 <span>/ Password</span></label>
+<label for="password">{password_zh} <span>/ {password_en}</span></label>
 <input id="password" name="password" type="password" autocomplete="current-password" required
  {focus_password}>
-<button type="submit" id="login-button">登录 / Log in</button>
+<button type="submit" id="login-button">{submit}</button>
 </form>
 </main></body></html>
 """
+
+
+# The login page's fixed texts, both languages side by side (no language is chosen yet).
+_LOGIN_TEXT = {
+    "title": html.escape(f"{both('login.title')} — {t('login.heading', 'zh')}"),
+    "heading": html.escape(t("login.heading", "zh")),
+    "sub": html.escape(both("login.sub")),
+    "username_zh": html.escape(t("login.username", "zh")),
+    "username_en": html.escape(t("login.username", "en")),
+    "password_zh": html.escape(t("login.password", "zh")),
+    "password_en": html.escape(t("login.password", "en")),
+    "submit": html.escape(both("login.submit")),
+}
 
 
 def _login_page(
@@ -113,6 +127,7 @@ def _login_page(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     body = _LOGIN_PAGE.format(
+        **_LOGIN_TEXT,
         next=html.escape(next_path),
         username=html.escape(username),
         # After a failed attempt the name is kept, so the password is what to type next.
@@ -125,7 +140,7 @@ def _login_page(
 
 def _locked_message(seconds: float) -> str:
     n = max(1, int(seconds + 0.999))
-    return f"尝试次数过多，请 {n} 秒后再试 / Too many attempts: try again in {n} s"
+    return both("login.locked", n=n)
 
 
 async def _read_form(request: Request) -> dict[str, str] | None:
@@ -167,7 +182,7 @@ def register_login_routes(
     async def login(request: Request) -> Response:
         form = await _read_form(request)
         if form is None:
-            return _login_page(message="请求过大 / Request too large", status=413)
+            return _login_page(message=both("login.too_large"), status=413)
         username = form.get("username", "").strip().lower()
         password = form.get("password", "")
         next_path = safe_next(form.get("next"))
@@ -260,15 +275,19 @@ def register_login_routes(
 _MESSAGE_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>无事找书记 · 指挥中心</title>
+<title>{title}</title>
 <style>body{{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
 background:#0f2741;color:#fff;font:24px/1.6 "Noto Sans CJK SC","PingFang SC","Microsoft YaHei",
 system-ui,sans-serif;text-align:center}}main{{max-width:900px;padding:32px}}
 a{{color:#90caf9}}</style></head>
-<body><main><p role="alert">{message}</p><p><a href="/">首页 / Home</a></p></main></body></html>
+<body><main><p role="alert">{message}</p><p><a href="/">{home}</a></p></main></body></html>
 """
 
 
 def message_page(message: str, status: int) -> HTMLResponse:
-    body = _MESSAGE_PAGE.format(message=html.escape(message))
+    body = _MESSAGE_PAGE.format(
+        title=html.escape(t("login.heading", "zh")),
+        home=html.escape(both("home")),
+        message=html.escape(message),
+    )
     return HTMLResponse(body, status_code=status, headers=dict(PAGE_HEADERS))

@@ -56,6 +56,7 @@ from dashboard.sessions import (
 from dashboard.settings import Settings
 from datasources.audit import record
 from datasources.identity import CURRENT_ADDRESS, CURRENT_USER, SessionUser
+from layouts.i18n import both
 
 log = logging.getLogger("wushi.auth")
 
@@ -93,7 +94,7 @@ def _is_public(path: str) -> bool:
     return not any(seg in (".", "..") for seg in path.split("/"))
 
 
-DISTRICT_ONLY = "仅区级管理员可以打开此页 / Only district administrators may open this page"
+DISTRICT_ONLY = both("district_only")
 
 
 # --- The middleware --------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A ``Figure`` says how its value is computed for an area and period (``source``), how it is
 written (``kind``, ``digits``, ``unit``), which UI string names it (``label``, a key of
-``layouts.i18n.STRINGS``; no text here) and where it appears: the headline tiles (``tile``), the
+the UI-string catalogues read by ``layouts/i18n.py``; no text here) and where it appears: the
+headline tiles (``tile``), the
 map's metric picker (``map``, with ``higher_is_better`` choosing the palette), the figures per
 child area behind the per-village table and the closure chart (``per_area``; ``table`` puts it
 in the table) and ``wushi kpi --json`` (``kpi_path``, the keys leading to its value there).

@@ -11,7 +11,8 @@ docs/events.md). The rest of the code walks this table instead of naming kinds:
   it to the events stored for the first time, and the rebuild after Redis lost its state
   applies it to the same events read back from SQL by ``history``.
 - the feed entry: its code is the kind, ``project`` gives the parameters; the page renders
-  ``feed.<kind>`` with them and the label ``event.<kind>`` (``layouts/i18n.py``).
+  ``feed.<kind>`` with them and the label ``event.<kind>`` (the UI-string catalogues read by
+  ``layouts/i18n.py``).
 - ``simulate``: the ``Simulator`` story that produces the kind.
 
 docs/events.md lists the same kinds (tests/test_kinds.py checks it against this table).

@@ -64,7 +64,7 @@ from datasources.rollups import (
     _local_days,
     _working_days_between,
 )
-from datasources.sla import CATEGORIES, Deadline, deadline_for
+from datasources.sla import Deadline, deadline_for
 
 RESOLUTION_LEVELS = ("grid", "village", "town", "district")
 PLACEMENT_KINDS = ("public_welfare", "doorstep", "urban")
@@ -553,8 +553,6 @@ OPEN_TICKET_COLUMNS = [
     "grid",
     "grid_en",
     "category",
-    "category_zh",
-    "category_en",
     "priority",
     "status",
     "title",
@@ -616,9 +614,6 @@ def _open_tickets(
     frame["overdue_closure"] = age.to_numpy() > close
     frame["age_hours"] = age.round(1)
     frame["created_at"] = _iso_local(frame["created_at"])
-    names = frame["category"].map(lambda c: CATEGORIES.get(c, CATEGORIES["other"]))
-    frame["category_zh"] = names.map(lambda n: n[0])
-    frame["category_en"] = names.map(lambda n: n[1])
     return frame[OPEN_TICKET_COLUMNS]
 
 

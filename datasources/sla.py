@@ -1,22 +1,13 @@
-"""Service deadlines per ticket category: arrival on site and closure ("按期办结")."""
+"""Service deadlines per ticket category: arrival on site and closure (按期办结).
+
+The categories are those of the event schema (``datasources.events.CATEGORIES``); their names
+are UI strings (``category.<code>`` in the catalogues of ``layouts/i18n.py``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-CATEGORIES: dict[str, tuple[str, str]] = {
-    "dispute": ("矛盾纠纷", "Disputes"),
-    "livelihood": ("生活服务", "Livelihood"),
-    "environment": ("环境卫生", "Environment"),
-    "infrastructure": ("基础设施", "Infrastructure"),
-    "employment": ("就业创业", "Employment"),
-    "policy": ("政策咨询", "Policy"),
-    "elderly_care": ("养老助老", "Elderly care"),
-    "safety": ("安全隐患", "Safety hazards"),
-    "supervision": ("小微权力监督", "Supervision"),
-    "other": ("其他", "Other"),
-}
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,6 @@ from layouts.i18n import t
 Figure = dict[str, Any]
 
 LEVELS = ("district", "city", "province", "national")
-LEVEL_NAMES = {
-    "district": ("来区访", "District"),
-    "city": ("到市访", "City"),
-    "province": ("赴省访", "Province"),
-    "national": ("进京访", "National"),
-}
 COLORS = ["#c8102e", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 # Plotly's default ("plotly") colour sequence, which the plotly_white/dark templates use.
 COLORWAY = [
@@ -169,7 +163,7 @@ def empty(lang: str, dark: bool = False) -> Figure:
         [],
         dark,
         legend=False,
-        annotations=[{"text": "无数据" if lang != "en" else "No data", "showarrow": False}],
+        annotations=[{"text": t("no_data", lang), "showarrow": False}],
         xaxis={"visible": False},
         yaxis={"visible": False},
     )
@@ -230,7 +224,7 @@ def petition_trend(trend: pd.DataFrame, lang: str, dark: bool = False) -> Figure
             trend[col].sum() == 0 and trend.get(f"{col}_prev", trend[col]).sum() == 0
         ):
             continue
-        name = LEVEL_NAMES[level][1 if lang == "en" else 0]
+        name = t(f"petition_level.{level}", lang)
         now: dict[str, Any] = {
             "type": "scatter",
             "x": months,

@@ -16,7 +16,7 @@ def test_a_count_of_one_takes_the_english_singular_and_chinese_is_unchanged():
     assert '<span class="unit">件</span>' in tile("受理量", "1", "件")
     assert count_unit("1", "people") == "people" and count_unit("1", "%") == "%"
     # Every English count unit of the strings table has its singular.
-    units = {en for key, (_zh, en) in STRINGS.items() if key.startswith("u_")}
+    units = {en for key, (_zh, en) in STRINGS.items() if key.startswith("u_") and "." not in key}
     assert units - {"people", "min"} <= set(SINGULAR)
 
 

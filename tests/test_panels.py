@@ -244,7 +244,7 @@ def test_overdue_flags_follow_the_deadlines(history_copy):
             "TEST-LATE-CLOSURE": (False, True),
             "TEST-IN-TIME": (False, False),
         }
-        assert rows.loc["TEST-LATE-CLOSURE", "category_zh"] == "生活服务"
+        assert rows.loc["TEST-LATE-CLOSURE", "category"] == "livelihood"
         assert rows.loc["TEST-LATE-ARRIVAL", "age_hours"] == pytest.approx(3, abs=0.1)
         overdue = set(panels.overdue_tickets(engine, area, NOW)["id"])
         assert {"TEST-LATE-ARRIVAL", "TEST-LATE-CLOSURE"} <= overdue
