@@ -251,7 +251,7 @@ def headline_tiles(
 
     def build() -> tuple[Any, str]:
         figures = _kpi(sources, area, period, max_age)
-        shown = kpi_tiles(figures, lang)
+        shown = kpi_tiles(figures, lang, wall=wall)
         return "".join(shown[:WALL_TILES] if wall else shown), area_title(
             sources, area, period, lang
         )

@@ -77,6 +77,7 @@ class Figure:
     map_label: str | None = None
     higher_is_better: bool = True
     tile: bool = False
+    wall: bool = True  # a tile also among the wall screen's eight (WALL_TILES)
     per_area: bool = False
     table: bool = False
 
@@ -187,6 +188,7 @@ FIGURES: tuple[Figure, ...] = (
         map=True,
         higher_is_better=False,
         tile=True,
+        wall=False,
         per_area=True,
         table=True,
     ),

@@ -100,11 +100,11 @@ def _tile_sub(figure: Figure, k: dict[str, Any], lang: str) -> str | None:
     return None
 
 
-def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
+def kpi_tiles(k: dict[str, Any], lang: str, wall: bool = False) -> list[str]:
     """Return the headline tiles of docs/figures.md from a ``kpi()`` result.
 
-    First the figures ``datasources.figures`` declares as tiles, in their order, then the
-    grouped village-level figures and the callers.
+    First the figures ``datasources.figures`` declares as tiles, in their order (on the wall
+    only those declared for it), then the grouped village-level figures and the callers.
     """
     petitions = k.get("petitions") or {}
     employment = k.get("employment") or {}
@@ -119,6 +119,7 @@ def kpi_tiles(k: dict[str, Any], lang: str) -> list[str]:
             _tile_sub(f, k, lang),
         )
         for f in TILES
+        if f.wall or not wall
     ]
     for level in ("district", "city"):
         p = petitions.get(level) if petitions else None

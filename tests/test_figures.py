@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 
 from callbacks.map_ import hideout_for
+from callbacks.panels import WALL_TILES
 from callbacks.router import metric_options
 from callbacks.tables import VILLAGE_COLUMNS, column_defs
 from dashboard.cli import main
@@ -86,6 +87,11 @@ def test_tiles_map_and_table_follow_the_declarations(engine):
         headers = [c["headerName"] for c in column_defs(VILLAGE_COLUMNS, lang)]
         for figure in TABLE:
             assert t(figure.label, lang) in headers
+        # The wall's eight tiles: the figures declared for it, then the petitions.
+        wall = "".join(kpi_tiles(k, lang, wall=True)[:WALL_TILES])
+        for figure in TILES:
+            assert (f'<div class="label">{t(figure.label, lang)}</div>' in wall) == figure.wall
+        assert t("petitions_district", lang) in wall
     children = panels.children_figures(engine, district, Y2022)
     assert list(children.columns) == panels.CHILDREN_COLUMNS
     for figure in MAP_METRICS.values():
