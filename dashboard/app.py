@@ -8,8 +8,8 @@ from typing import Any
 from dash import Dash, dcc, html
 from fastapi import FastAPI
 
-from callbacks import register_all
 from callbacks.panels import warm_figures
+from callbacks.registry import register_all
 from dashboard.settings import Settings
 from dashboard.sources import Sources, build_sources
 from layouts import ids

@@ -29,7 +29,7 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPoint, Point, Polygon
 
-from geo import codes
+import geo.codes as codes
 from geo.boundary import load_district_boundary
 from geo.model import Area, Geography
 from geo.names import (

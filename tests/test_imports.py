@@ -2,10 +2,10 @@
 
 Every import statement of the product packages is read with ``ast`` (those inside functions
 too, since a deferred import that closes a loop is still a loop, only a quieter one) and
-resolved to a product module: ``from a.b import c`` names ``a.b.c`` when that is a module, else
-``a.b``. A submodule's import does not count as an import of its package's ``__init__``
-(Python runs it, but ``callbacks/__init__.py`` lists its own submodules by design); an
-explicit ``import callbacks`` or ``from callbacks import register_all`` does.
+resolved to a product module: ``from a.b import c`` names ``a.b`` (Python runs it first) and
+``a.b.c`` when that is a module. So a package's ``__init__`` that imported its own submodules
+would sit in a cycle with every submodule that imports a sibling through the package; the
+callbacks' ordered list therefore lives in ``callbacks/registry.py``, not in the package.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def imported(module: str, path: Path, modules: dict[str, Path]) -> Iterator[str]
                     yield target
         elif isinstance(node, ast.ImportFrom):
             base = _base(module, path, node)
+            package = _product(base, modules)
+            if package is not None:
+                yield package
             for alias in node.names:
                 target = _product(f"{base}.{alias.name}", modules)
                 if target is not None:
@@ -144,4 +147,4 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones(tmp_path):
     source = tmp_path / "pkg/x.py"
     source.parent.mkdir()
     source.write_text("import json\n\ndef f():\n    from . import y\n    from pkg import x\n")
-    assert set(imported("pkg.x", source, modules)) == {"pkg.y", "pkg.x"}
+    assert set(imported("pkg.x", source, modules)) == {"pkg", "pkg.y", "pkg.x"}
