@@ -16,7 +16,7 @@ from dash import dcc, html
 from geo.codes import LEVEL_DIGITS
 from layouts import ids
 from layouts.components import feed_html, graph, html_block, panel, stale_badge
-from layouts.i18n import t
+from layouts.i18n import AUDIT_GROUPS, t
 from layouts.map import grid_map, grid_style
 
 # Path, i18n key of the title, and the panels the page shows (in order).
@@ -390,8 +390,6 @@ def wall(ctx: PageContext) -> html.Div:
 
 
 def _audit_filters(lang: str) -> html.Div:
-    from layouts.i18n import AUDIT_GROUPS
-
     def field_(label: str, control: Any) -> html.Div:
         return html.Div([html.Label(label), control], className="field")
 
