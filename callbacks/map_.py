@@ -188,7 +188,7 @@ def map_style(
         # The wall highlights the town of the current 20-second slot, if it is in scope.
         in_scope = isinstance(wall_focus, str) and wall_focus.startswith(scope.code)
         town = wall_focus if in_scope else None
-        key = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
+        key: tuple[Any, ...] = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
 
         def wall_style() -> tuple[dict[str, Any], str]:
             values = grid_values(sources, scope, period, metric, max_age)

@@ -9,6 +9,7 @@ and not one per panel: docs/performance.md, "Town switch".
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -314,14 +315,14 @@ def warm_figures(sources: Sources, pace: Callable[[float], None] | None = None) 
         step(
             sources.refresh_figure,
             ("children", area.code, period),
-            lambda a=area: panels.children_figures(sources.engine, a, period),
+            functools.partial(panels.children_figures, sources.engine, area, period),
         )
         for chart_id, draw in _chart_callbacks().items():
             key = (chart_id, area.code, period, "zh", False)
             step(
                 sources.refresh_figure,
                 key,
-                lambda d=draw, a=area: d(sources, a, period, "zh", False),
+                functools.partial(draw, sources, area, period, "zh", False),
             )
             done += 1
     return done

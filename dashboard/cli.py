@@ -25,7 +25,7 @@ from dashboard.settings import Settings
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
+    return ctx.ensure_object(dict)["settings"]
 
 
 def _engine(ctx: click.Context):

@@ -79,7 +79,7 @@ class GeographySummary:
 
 
 def _geometry(area: Area) -> dict[str, Any]:
-    return shapely.geometry.mapping(area.geometry)  # type: ignore[no-any-return]
+    return shapely.geometry.mapping(area.geometry)
 
 
 def _centroid(area: Area) -> tuple[float, float]:
