@@ -25,7 +25,7 @@ demo: $(BIN)/wushi
 test: $(BIN)/wushi system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy geo datasources
+	$(BIN)/mypy dashboard layouts callbacks datasources geo
 	$(BIN)/pytest
 	$(BIN)/pytest -m slow
 

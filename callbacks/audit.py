@@ -12,11 +12,13 @@ import datetime as dt
 import json
 from typing import Any
 
-from dash import Input, Output
+from dash import Dash, Input, Output
 from dash.exceptions import PreventUpdate
 
 from callbacks import common
+from dashboard.sources import Sources
 from datasources import audit
+from datasources.identity import SessionUser
 from datasources.periods import SHANGHAI
 from layouts import ids
 from layouts.i18n import AUDIT_GROUPS, action_label, normal_lang, t
@@ -32,7 +34,7 @@ COLUMNS = (
 )
 
 
-def is_district_admin(user: Any) -> bool:
+def is_district_admin(user: SessionUser | None) -> bool:
     """Return whether ``user`` may see the audit log: a district login of a person."""
     return user is not None and user.role == "district" and not getattr(user, "kiosk", False)
 
@@ -53,7 +55,7 @@ def _bounds(start: Any, end: Any) -> tuple[dt.datetime | None, dt.datetime | Non
 
 
 def rows(
-    sources: Any, username: str | None, action: str | None, start: Any, end: Any, lang: str
+    sources: Sources, username: str | None, action: str | None, start: Any, end: Any, lang: str
 ) -> list[dict[str, Any]]:
     """Return the table rows: newest first, labelled in ``lang``."""
     if action is not None and action not in AUDIT_GROUPS:
@@ -89,7 +91,7 @@ def column_defs(lang: str) -> list[dict[str, Any]]:
     ]
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the audit table's callback."""
 
     @app.callback(

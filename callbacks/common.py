@@ -10,6 +10,7 @@ from typing import Any
 
 from dash.exceptions import PreventUpdate
 
+from dashboard.sources import Sources
 from datasources.identity import (
     AREA_KEYS,
     CURRENT_ADDRESS,
@@ -50,7 +51,7 @@ def address() -> str | None:
     return CURRENT_ADDRESS.get()
 
 
-def scoped_area(sources: Any, filters: dict[str, Any] | None) -> AreaRef | None:
+def scoped_area(sources: Sources, filters: dict[str, Any] | None) -> AreaRef | None:
     """Return the area the filters name if the user may see it, else None.
 
     The filters come from the browser and may be forged: the user's own area is enforced here,
@@ -72,12 +73,10 @@ def scoped_area(sources: Any, filters: dict[str, Any] | None) -> AreaRef | None:
 
     # Cached per scope and request (areas hardly change), so a page does not query the
     # database for it on every callback, and keeps working from the cache while it is down.
-    return sources.cached(  # type: ignore[no-any-return]
-        ("clamp", who.role, who.area_code, wanted), clamp, long=True
-    )
+    return sources.cached(("clamp", who.role, who.area_code, wanted), clamp, long=True)
 
 
-def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:
+def area(sources: Sources, filters: dict[str, Any] | None) -> AreaRef:
     """Return the area the filters name, if the user may see it; otherwise no update."""
     found = scoped_area(sources, filters)
     if found is None:
@@ -85,7 +84,7 @@ def area(sources: Any, filters: dict[str, Any] | None) -> AreaRef:
     return found
 
 
-def pinned_filters(sources: Any, filters: dict[str, Any] | None) -> dict[str, Any]:
+def pinned_filters(sources: Sources, filters: dict[str, Any] | None) -> dict[str, Any]:
     """Return the filters pinned to what the user may see: an area out of scope (a forged or
     stale request, a shared link to another town) gives the user's own area instead."""
     found = scoped_area(sources, filters) or area(sources, {})
@@ -97,7 +96,7 @@ def default_period(today: dt.date) -> Period:
     return Period(dt.date(today.year, 1, 1), today)
 
 
-def period(sources: Any, filters: dict[str, Any] | None) -> Period:
+def period(sources: Sources, filters: dict[str, Any] | None) -> Period:
     """Return the period of the filters, or this year so far; bad dates mean no update."""
     f = filters or {}
     today = local_day(sources.now())

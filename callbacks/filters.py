@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import ClientsideFunction, Input, Output, State, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks import common
 from callbacks.router import dropdown_options, filters_search, parse_search
+from dashboard.sources import Sources
 from geo.codes import town_of, village_of
 from layouts import ids
 from layouts.i18n import normal_lang
@@ -40,7 +41,7 @@ def drill_down(filters: dict[str, Any], code: str | None) -> dict[str, Any]:
 FILTERS_JS = ClientsideFunction(namespace="wushi", function_name="filters")
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the filter synchronisation."""
 
     app.clientside_callback(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
-from dash import ClientsideFunction, Input, Output, State
+from dash import ClientsideFunction, Dash, Input, Output, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.router import parse_search
+from dashboard.sources import Sources
 from layouts import ids
 from layouts.i18n import normal_lang
 
@@ -22,7 +22,7 @@ def switched_search(search: str | None, lang: str) -> str:
     return "?" + urlencode(params) if params else ""
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the language switch."""
 
     @app.callback(

@@ -305,7 +305,7 @@ class LiveProcess:
             return livehub.freeze(feed_html(items, t("no_events", lang)))
 
         key = ("feed", lang, tuple(str(e.get("id")) for e in shown))
-        return await self.shared.get(key, 10.0, build)  # type: ignore[no-any-return]
+        return await self.shared.get(key, 10.0, build)
 
     async def today(self, r: aioredis.Redis, code: str, lang: str) -> livehub.Frozen:
         """Return today's tiles of an area, shared by its pages for one flush interval."""
@@ -319,7 +319,7 @@ class LiveProcess:
             snap = live_view.tallied(tallies, district, code)
             return livehub.freeze(today_tiles(counts, snap, lang))
 
-        return await self.shared.get(("today", code, lang), FLUSH_S / 2, build)  # type: ignore[no-any-return]
+        return await self.shared.get(("today", code, lang), FLUSH_S / 2, build)
 
     async def alerts(self, r: aioredis.Redis, code: str, lang: str) -> livehub.Frozen:
         """Return the area's active alerts as HTML."""
@@ -335,12 +335,12 @@ class LiveProcess:
                 "".join(alert_item(a, names, lang) for a in active) or escape(t("no_alerts", lang))
             )
 
-        return await self.shared.get(("alerts", code, lang), 1.0, build)  # type: ignore[no-any-return]
+        return await self.shared.get(("alerts", code, lang), 1.0, build)
 
     async def as_of(self, r: aioredis.Redis) -> float | None:
         """Return the time of the newest stored event (the freshness mark)."""
         district = self.district
-        return await self.shared.get(("as_of",), 1.0, lambda: live_view.data_as_of(r, district))  # type: ignore[no-any-return]
+        return await self.shared.get(("as_of",), 1.0, lambda: live_view.data_as_of(r, district))
 
     async def pulse(self, r: aioredis.Redis, code: str) -> list[str]:
         """Return the area's grids with an unanswered call."""

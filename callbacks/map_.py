@@ -8,12 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import ClientsideFunction, Input, Output, State
+from dash import ClientsideFunction, Dash, Input, Output, State
 
 from callbacks import common
-from dashboard.sources import CHOICE_MAX_AGE_S
+from dashboard.sources import CHOICE_MAX_AGE_S, Sources
 from datasources import panels
 from datasources.figures import MAP_METRICS
+from datasources.kpi import AreaRef
+from datasources.periods import Period
 from layouts import ids
 from layouts.components import NODATA, PALETTE, PALETTE_GOOD, legend
 from layouts.i18n import normal_lang, t
@@ -102,7 +104,7 @@ def hideout_for(
 
 
 def grid_values(
-    sources: Any, scope: Any, period: Any, metric: str, max_age: float | None = None
+    sources: Sources, scope: AreaRef, period: Period, metric: str, max_age: float | None = None
 ) -> dict[str, float | None]:
     """Return the metric per grid of the user's scope (shared between screens for 2 s, or
     ``max_age`` s for a user's choice: the live push follows with the current values)."""
@@ -110,7 +112,7 @@ def grid_values(
 
 
 def grid_values_query(
-    sources: Any, scope: Any, period: Any, metric: str
+    sources: Sources, scope: AreaRef, period: Period, metric: str
 ) -> tuple[Any, Callable[[], dict[str, float | None]]]:
     """Return the cache key and the query of a metric per grid (the warmer prepares it too)."""
     return (
@@ -119,7 +121,7 @@ def grid_values_query(
     )
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the map restyling callbacks.
 
     This callback answers the user's choices (filters, metric, language, the wall's rotation).
@@ -161,7 +163,7 @@ def register(app: Any, sources: Any) -> None:
 
 
 def map_style(
-    sources: Any,
+    sources: Sources,
     filters: Any,
     metric: str | None,
     lang: str,
@@ -186,7 +188,7 @@ def map_style(
         # The wall highlights the town of the current 20-second slot, if it is in scope.
         in_scope = isinstance(wall_focus, str) and wall_focus.startswith(scope.code)
         town = wall_focus if in_scope else None
-        key = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
+        key: tuple[Any, ...] = ("hideout-wall", scope.code, period, metric, lang, town, pulsing)
 
         def wall_style() -> tuple[dict[str, Any], str]:
             values = grid_values(sources, scope, period, metric, max_age)
@@ -195,7 +197,7 @@ def map_style(
                 values, metric, lang, focus=town, pulse=list(pulsing), dark=True, title=name
             )
 
-        return sources.cached(key, wall_style, max_age=max_age)  # type: ignore[no-any-return]
+        return sources.cached(key, wall_style, max_age=max_age)
     focus = None if area.level == "district" else area.code
     selected = area.code if area.level == "grid" else None
 
@@ -206,4 +208,4 @@ def map_style(
         )
 
     key = ("hideout", scope.code, area.code, period, metric, lang, pulsing)
-    return sources.cached(key, page_style, max_age=max_age)  # type: ignore[no-any-return]
+    return sources.cached(key, page_style, max_age=max_age)

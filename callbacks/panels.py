@@ -9,20 +9,22 @@ and not one per panel: docs/performance.md, "Town switch".
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from dash import ALL, Input, Output, State, ctx, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks import common, map_, tables
 from callbacks.router import DEFAULT_METRIC
 from dashboard.sources import CHOICE_MAX_AGE_S as CHOICE
+from dashboard.sources import Sources
 from datasources import panels
-from datasources.kpi import kpi
-from datasources.periods import local_day
+from datasources.kpi import AreaRef, kpi
+from datasources.periods import Period, local_day
 from geo.codes import code_level
 from layouts import charts, ids
 from layouts.components import kpi_tiles
@@ -38,7 +40,7 @@ def _is_wall(pathname: str | None) -> bool:
     return (pathname or "").rstrip("/") == "/wall"
 
 
-def area_title(sources: Any, area: Any, period: Any, lang: str) -> str:
+def area_title(sources: Sources, area: AreaRef, period: Period, lang: str) -> str:
     """Return the heading naming the area and the period."""
     names = sources.names().of(lang)
     parts = [names.get(area.code, area.name)]
@@ -49,10 +51,10 @@ def area_title(sources: Any, area: Any, period: Any, lang: str) -> str:
     return f"{' · '.join(p for p in parts if p)}  {period.start} – {period.end}"
 
 
-ChartFn = Callable[[Any, Any, Any, str, bool], Any]
+ChartFn = Callable[[Sources, AreaRef, Period, str, bool], Any]
 
 
-def _children(sources: Any, area: Any, period: Any) -> Any:
+def _children(sources: Sources, area: AreaRef, period: Period) -> Any:
     """Return the figures per child area, shared for a minute like the charts drawn from them.
 
     The closure chart and the per-village table show the same figures: one query serves both
@@ -134,7 +136,7 @@ def _petition_frame(trend: Any) -> Any:
     return trend.rename(columns=renames)
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the one callback that fills a page's tiles, title, charts and tables.
 
     One callback, not one per panel (there were ten on the overview): Dash's renderer runs
@@ -222,7 +224,9 @@ def _parts(results: list[Any]) -> list[Any]:
     return [no_update if isinstance(r, BaseException) else r for r in results]
 
 
-def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> tuple[list[dict[str, Any]], str]:
+def _rows(
+    sources: Sources, table_id: str, filters: Any, lang: str
+) -> tuple[list[dict[str, Any]], str]:
     """Return a table's rows for the filters, and when they were counted (ISO time)."""
     now = sources.now()
     if table_id == ids.TABLE_VILLAGES:
@@ -236,7 +240,7 @@ def _rows(sources: Any, table_id: str, filters: Any, lang: str) -> tuple[list[di
 
 
 def headline_tiles(
-    sources: Any, filters: Any, lang: str, pathname: str | None, max_age: float | None = None
+    sources: Sources, filters: Any, lang: str, pathname: str | None, max_age: float | None = None
 ) -> tuple[Any, str]:
     """Return the headline tiles and the heading for the filters (checked for this user).
 
@@ -257,21 +261,21 @@ def headline_tiles(
         )
 
     key = ("tiles", area.code, period, lang, wall)
-    return sources.cached(key, build, max_age=max_age)  # type: ignore[no-any-return]
+    return sources.cached(key, build, max_age=max_age)
 
 
-def _kpi(sources: Any, area: Any, period: Any, max_age: float | None = None) -> Any:
+def _kpi(sources: Sources, area: AreaRef, period: Period, max_age: float | None = None) -> Any:
     """Return the headline figures of an area and period, shared (see ``headline_tiles``)."""
     return sources.cached(*_kpi_query(sources, area, period), max_age=max_age)
 
 
-def _kpi_query(sources: Any, area: Any, period: Any) -> tuple[Any, Callable[[], Any]]:
+def _kpi_query(sources: Sources, area: AreaRef, period: Period) -> tuple[Any, Callable[[], Any]]:
     """Return the cache key and the query of an area's headline figures."""
     return ("kpi", area.code, period), lambda: kpi(sources.engine, area, period, sources.now())
 
 
 def _chart(
-    sources: Any, chart_id: str, draw: ChartFn, filters: Any, lang: str, pathname: str | None
+    sources: Sources, chart_id: str, draw: ChartFn, filters: Any, lang: str, pathname: str | None
 ) -> Any:
     """Return one chart's figure for the filters (checked for this user, then shared)."""
     # The area is checked for this user first; the figure of an area is then the same for
@@ -282,7 +286,7 @@ def _chart(
     return sources.figure(key, lambda: draw(sources, area, period, lang, key[4]))
 
 
-def warm_figures(sources: Any, pace: Callable[[float], None] | None = None) -> int:
+def warm_figures(sources: Sources, pace: Callable[[float], None] | None = None) -> int:
     """Prepare the charts of the district and each town for this year, in Chinese, their
     headline figures, and the district's map values.
 
@@ -311,14 +315,14 @@ def warm_figures(sources: Any, pace: Callable[[float], None] | None = None) -> i
         step(
             sources.refresh_figure,
             ("children", area.code, period),
-            lambda a=area: panels.children_figures(sources.engine, a, period),
+            functools.partial(panels.children_figures, sources.engine, area, period),
         )
         for chart_id, draw in _chart_callbacks().items():
             key = (chart_id, area.code, period, "zh", False)
             step(
                 sources.refresh_figure,
                 key,
-                lambda d=draw, a=area: d(sources, a, period, "zh", False),
+                functools.partial(draw, sources, area, period, "zh", False),
             )
             done += 1
     return done

@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from dash import Input, Output, State, html
+from dash import Dash, Input, Output, State, html
 
 from callbacks import common
 from callbacks.wall import ROTATE_S, WALL_METRICS
 from dashboard.maps import map_version
+from dashboard.sources import Sources
 from datasources import panels
 from datasources.figures import MAP_METRICS
 from datasources.kpi import AreaRef
@@ -45,7 +46,7 @@ def _label(row: dict[str, Any], lang: str) -> str:
 
 
 def dropdown_options(
-    sources: Any, scope: AreaRef, filters: dict[str, Any], lang: str
+    sources: Sources, scope: AreaRef, filters: dict[str, Any], lang: str
 ) -> dict[str, list[dict[str, str]]]:
     """Return the towns, villages and grids the user may choose, narrowed by the selection."""
     # Areas change only with `wushi geo import`: kept five minutes, like the area checks.
@@ -77,7 +78,7 @@ def metric_options(lang: str) -> list[dict[str, str]]:
     return out
 
 
-def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
+def initial_filters(sources: Sources, query: dict[str, str]) -> dict[str, Any]:
     """Return the filters of a shared link, narrowed to what the user may see."""
     wanted = {
         "town": query.get("town") or None,
@@ -95,7 +96,7 @@ def initial_filters(sources: Any, query: dict[str, str]) -> dict[str, Any]:
     return wanted
 
 
-def _rotation(sources: Any, scope: AreaRef) -> dict[str, Any]:
+def _rotation(sources: Sources, scope: AreaRef) -> dict[str, Any]:
     """Return what the wall rotates through: its metrics and the towns in the user's scope."""
     towns = sorted(c for c in sources.names().zh if code_level(c, sources.district) == "town")
     if scope.level != "district":
@@ -103,7 +104,7 @@ def _rotation(sources: Any, scope: AreaRef) -> dict[str, Any]:
     return {"metrics": list(WALL_METRICS), "towns": towns, "every_s": ROTATE_S}  # seconds a slot
 
 
-def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
+def build_page(sources: Sources, pathname: str, search: str, lang: str) -> Any:
     """Return the component tree of ``pathname`` for the logged-in user."""
     user = common.user()
     query = parse_search(search)
@@ -137,7 +138,7 @@ def build_page(sources: Any, pathname: str, search: str, lang: str) -> Any:
     return page(ctx, filters_search(filters, lang, metric))
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the page router."""
 
     @app.callback(

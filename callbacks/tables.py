@@ -10,10 +10,11 @@ import io
 from typing import Any
 
 import pandas as pd
-from dash import ALL, Input, Output, State, ctx, dcc
+from dash import ALL, Dash, Input, Output, State, ctx, dcc
 from dash.exceptions import PreventUpdate
 
 from callbacks import common
+from dashboard.sources import Sources
 from datasources import panels
 from datasources.audit import record
 from datasources.figures import TABLE
@@ -49,7 +50,7 @@ AS_OF_MAX_AGE = dt.timedelta(minutes=30)
 
 
 def ticket_frame(
-    sources: Any, filters: dict[str, Any] | None, lang: str, now: dt.datetime | None = None
+    sources: Sources, filters: dict[str, Any] | None, lang: str, now: dt.datetime | None = None
 ) -> pd.DataFrame:
     """Return the open tickets of the area with language-specific labels.
 
@@ -76,7 +77,7 @@ def ticket_frame(
 
 
 def village_frame(
-    sources: Any,
+    sources: Sources,
     filters: dict[str, Any] | None,
     lang: str,
     children: pd.DataFrame | None = None,
@@ -110,7 +111,7 @@ FRAMES = {
 }
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the exports (the tables are filled by ``callbacks.panels``, with the charts)."""
 
     @app.callback(

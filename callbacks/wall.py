@@ -9,10 +9,9 @@ store (``stale_s``, callbacks/live.py).
 
 from __future__ import annotations
 
-from typing import Any
+from dash import ClientsideFunction, Dash, Input, Output, State
 
-from dash import ClientsideFunction, Input, Output, State
-
+from dashboard.sources import Sources
 from layouts import ids
 
 ROTATE_S = 20
@@ -26,7 +25,7 @@ def rotation(slot: int, towns: list[str]) -> tuple[str, str | None]:
     return metric, town
 
 
-def register(app: Any, sources: Any) -> None:
+def register(app: Dash, sources: Sources) -> None:
     """Register the wall's clock, freshness mark and rotation."""
     app.clientside_callback(
         ClientsideFunction(namespace="wushi", function_name="wallTick"),

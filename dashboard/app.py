@@ -71,15 +71,18 @@ def create_app(
     """Build the Dash app on the FastAPI backend, with every callback registered."""
     if sources is None:
         sources = build_sources(settings)
+    # Dash 4.4's annotations are narrower than what it documents and accepts: ``server`` may be
+    # a server instance, ``update_title`` None (no "Updating..." title), and ``validation_layout``
+    # takes its type from its initial None.
     app = Dash(
         __name__,
-        server=server
+        server=server  # type: ignore[arg-type]
         if server is not None
         else FastAPI(docs_url=None, redoc_url=None, openapi_url=None),
         backend="fastapi",
         assets_folder=str(ASSETS),
         title=t("app_title", "zh"),
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]
         suppress_callback_exceptions=True,
         compress=False,
         # A wall screen idles for hours: never close its socket for inactivity (Dash's 4001
@@ -89,7 +92,7 @@ def create_app(
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     app.layout = root_layout
-    app.validation_layout = _validation_layout()
+    app.validation_layout = _validation_layout()  # type: ignore[assignment]
     register_all(app, sources)
     app.wushi_sources = sources  # type: ignore[attr-defined]
     # Now, not on the first request: Dash lists the assets (CSS, the map's style functions)

@@ -417,7 +417,7 @@ def _timed(func: Callable[..., Any], name: str) -> Callable[..., Any]:
 
         timed = timed_sync
     timed._wushi_timed = True
-    return timed  # type: ignore[no-any-return]
+    return timed
 
 
 # --- The worker's endpoint ---------------------------------------------------------------

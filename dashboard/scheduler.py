@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from redis import Redis
@@ -69,10 +69,12 @@ def alert_unanswered_calls(redis: Redis, district: str, now: dt.datetime) -> lis
     cutoff = (now - CALL_ANSWER_WINDOW).timestamp()
     # Calls older than a day leave the live state (the KPI counts them from SQL): the set, their
     # details and their alerts, so the "unanswered" tile and the map's pulse forget them too.
+    # (redis's annotations allow (member, score) pairs, which only withscores=True returns.)
     old = [
         m.decode() if isinstance(m, bytes) else m
-        for m in redis.zrangebyscore(
-            keys.unanswered, "-inf", (now - dt.timedelta(days=1)).timestamp()
+        for m in cast(
+            list[bytes | str],
+            redis.zrangebyscore(keys.unanswered, "-inf", (now - dt.timedelta(days=1)).timestamp()),
         )
     ]
     if old:
@@ -82,7 +84,7 @@ def alert_unanswered_calls(redis: Redis, district: str, now: dt.datetime) -> lis
         pipe.hdel(keys.alerts, *(f"call:{call_id}" for call_id in old))
         pipe.execute()
     raised = []
-    for member in redis.zrangebyscore(keys.unanswered, "-inf", cutoff):
+    for member in cast(list[bytes | str], redis.zrangebyscore(keys.unanswered, "-inf", cutoff)):
         call_id = member.decode() if isinstance(member, bytes) else member
         info_raw = redis.hget(keys.unanswered_info, call_id)
         info = json.loads(info_raw) if info_raw else {}

@@ -24,113 +24,122 @@ class Settings(BaseSettings):
     )
 
     var_dir: Path = Field(
-        Path("var"),
+        default=Path("var"),
         description="Folder for local state: the SQLite file, embedded Redis, generated secrets.",
     )
     database_url: str = Field(
-        "",
+        default="",
         description="SQLAlchemy URL of the database; empty means a SQLite file under the var dir.",
     )
     redis_url: str = Field(
-        "",
+        default="",
         description="Redis URL (redis://host:port/db); empty starts an embedded Redis under the "
         "var dir.",
     )
     district_code: str = Field(
-        "341504", description="Administrative code of the district; part of every Redis key."
+        default="341504",
+        description="Administrative code of the district; part of every Redis key.",
     )
     secret_key: str = Field(
-        "",
+        default="",
         description="Key that signs session cookies; empty means generated once and kept in "
         "var/secret_key.",
     )
     ingest_token: str = Field(
-        "",
+        default="",
         description="Bearer token for POST /api/v1/events; empty means generated once and kept "
         "in var/ingest_token.",
     )
-    host: str = Field("127.0.0.1", description="Address the web server listens on.")
-    port: int = Field(8050, description="Port the web server listens on.")
+    host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(default=8050, description="Port the web server listens on.")
     tile_url: str = Field(
-        "",
+        default="",
         description="URL template of a base-map tile service; empty draws boundaries on a "
         "plain background (offline).",
     )
     stream_maxlen: int = Field(
-        2_000_000,
+        default=2_000_000,
         description="Approximate maximum length of the event stream (XADD MAXLEN ~).",
     )
-    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+    log_level: str = Field(
+        default="INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR."
+    )
     log_format: str = Field(
-        "text",
+        default="text",
         description="Log line format: 'text' (readable) or 'json' (one JSON object per line, "
         "for log collectors).",
     )
     metrics_token: str = Field(
-        "",
+        default="",
         description="Bearer token for GET /metrics (web and worker); empty allows direct "
         "loopback clients only.",
     )
     worker_metrics_port: int = Field(
-        0,
+        default=0,
         ge=0,
         le=65535,
         description="Port on which `wushi worker` serves its own /metrics; 0 means not at all.",
     )
     worker_metrics_host: str = Field(
-        "127.0.0.1", description="Address the worker's metrics port listens on."
+        default="127.0.0.1", description="Address the worker's metrics port listens on."
     )
     worker_batch: int = Field(
-        2000, ge=1, le=5000, description="Stream entries the worker reads and stores per batch."
+        default=2000,
+        ge=1,
+        le=5000,
+        description="Stream entries the worker reads and stores per batch.",
     )
     worker_block_ms: int = Field(
-        2000,
+        default=2000,
         ge=100,
         le=8000,
         description="How long XREADGROUP waits for new entries (kept under the socket timeout).",
     )
     worker_consumer: str = Field(
-        "",
+        default="",
         description="Consumer name of this worker in the group; empty means the host name "
         "(give each worker on one host its own).",
     )
     park_timeout_s: float = Field(
-        600.0,
+        default=600.0,
         description="Seconds a ticket event whose ticket is not stored yet is retried before "
         "it is dead-lettered as 'unknown ticket'.",
     )
     reclaim_idle_ms: int = Field(
-        60_000,
+        default=60_000,
         description="Idle time after which a worker claims another consumer's pending entries.",
     )
     reclaim_interval_s: float = Field(
-        30.0, description="Seconds between the worker's XAUTOCLAIM sweeps for dead consumers."
+        default=30.0,
+        description="Seconds between the worker's XAUTOCLAIM sweeps for dead consumers.",
     )
     registry_refresh_s: float = Field(
-        60.0, description="Seconds between reloads of the known grids, devices and staff."
+        default=60.0, description="Seconds between reloads of the known grids, devices and staff."
     )
     deadlines: str = Field(
-        "",
+        default="",
         description='JSON overrides of the ticket deadlines per category, e.g. {"safety": '
         '{"arrive_hours": 1, "close_hours": 48}}; empty keeps the defaults.',
     )
     device_offline_hours: float = Field(
-        24.0, description="Hours without a heartbeat after which a caller is marked offline."
+        default=24.0,
+        description="Hours without a heartbeat after which a caller is marked offline.",
     )
     ingest_max_events: int = Field(
-        5000, description="Most events one POST /api/v1/events request may carry (413 beyond)."
+        default=5000,
+        description="Most events one POST /api/v1/events request may carry (413 beyond).",
     )
     ingest_max_bytes: int = Field(
-        5_000_000, description="Largest POST /api/v1/events body in bytes (413 beyond)."
+        default=5_000_000, description="Largest POST /api/v1/events body in bytes (413 beyond)."
     )
     session_hours: float = Field(
-        12.0,
+        default=12.0,
         gt=0,
         le=24 * 30,
         description="Hours a login session lasts before the user must log in again.",
     )
     trusted_proxies: str = Field(
-        "",
+        default="",
         description="Comma-separated IP addresses (or networks) of reverse proxies whose "
         "X-Forwarded-For header names the client; empty trusts no proxy.",
     )

@@ -196,13 +196,13 @@ class Sources:
     ) -> T:
         found, fresh, value = cache.lookup(key, max_age)
         if fresh:
-            return value  # type: ignore[no-any-return]
+            return value
         if found and not self._may_ask_database():
-            return value  # type: ignore[no-any-return]
+            return value
         with cache.flight(key):
             found, fresh, value = cache.lookup(key, max_age)
             if fresh:  # computed by another thread while this one waited
-                return value  # type: ignore[no-any-return]
+                return value
             try:
                 value = compute()
             except DB_UNAVAILABLE as exc:
@@ -210,7 +210,7 @@ class Sources:
                 found, _fresh, last = cache.lookup(key)
                 if not found:
                     raise
-                return last  # type: ignore[no-any-return]
+                return last
             cache.put(key, value)
             return value
 
@@ -297,7 +297,13 @@ class Sources:
         """Return [[south, west], [north, east]] of an area's outline, for fitting the map."""
 
         def load() -> list[list[float]] | None:
-            model = {"district": Town, "town": Town, "village": Village, "grid": Grid}[area.level]
+            models: dict[str, type[Town] | type[Village] | type[Grid]] = {
+                "district": Town,
+                "town": Town,
+                "village": Village,
+                "grid": Grid,
+            }
+            model = models[area.level]
             stmt = select(model.geometry)
             if area.level != "district":
                 stmt = stmt.where(model.code == area.code)

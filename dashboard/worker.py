@@ -8,6 +8,7 @@ entries in one Lua call. See docs/pipeline.md for the guarantees.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import signal
@@ -233,7 +234,7 @@ class Worker:
         dead: list[tuple[str, bytes | str, str]],
     ) -> None:
         """Count the batch in the metrics and write its one log line (counts only, no data)."""
-        kinds = Counter(event.kind for _, event in good if event.id in new_ids)
+        kinds: Counter[str] = Counter(event.kind for _, event in good if event.id in new_ids)
         dead_kinds = Counter(_kind_of(raw) for _, raw, _ in dead)
         m = metrics.worker()
         m.entries.inc(stats.entries)
@@ -369,8 +370,12 @@ class Worker:
         done = 0
         while stop is None or not stop.is_set():
             reply = self._with_group(
-                lambda s=start: self.redis.xreadgroup(
-                    GROUP, self.consumer, {self.keys.events: s}, count=self.settings.worker_batch
+                functools.partial(
+                    self.redis.xreadgroup,
+                    GROUP,
+                    self.consumer,
+                    {self.keys.events: start},
+                    count=self.settings.worker_batch,
                 )
             )
             entries = list(reply[0][1]) if reply else []
@@ -387,12 +392,13 @@ class Worker:
         done = 0
         while stop is None or not stop.is_set():
             reply = self._with_group(
-                lambda c=cursor: self.redis.xautoclaim(
+                functools.partial(
+                    self.redis.xautoclaim,
                     self.keys.events,
                     GROUP,
                     self.consumer,
                     min_idle_time=self.settings.reclaim_idle_ms,
-                    start_id=c,
+                    start_id=cursor,
                     count=self.settings.worker_batch,
                 )
             )

@@ -288,7 +288,7 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 # The kinds, in the order of the union above (each model's ``kind`` literal).
 EVENT_MODELS: dict[str, type[BaseModel]] = {
-    model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    model.model_fields["kind"].annotation.__args__[0]: model
     for model in Event.__origin__.__args__  # type: ignore[attr-defined]
 }
 EVENT_KINDS: tuple[str, ...] = tuple(EVENT_MODELS)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from datasources.db import session_scope
@@ -79,7 +79,7 @@ class GeographySummary:
 
 
 def _geometry(area: Area) -> dict[str, Any]:
-    return shapely.geometry.mapping(area.geometry)  # type: ignore[no-any-return]
+    return shapely.geometry.mapping(area.geometry)
 
 
 def _centroid(area: Area) -> tuple[float, float]:
@@ -136,8 +136,6 @@ def _references_to(session: Session, removed: dict[str, set[str]]) -> dict[str, 
         ]
         if not clauses:
             continue
-        from sqlalchemy import or_
-
         n = session.scalar(select(func.count()).select_from(model).where(or_(*clauses))) or 0
         if n:
             counts[model.__tablename__] = n  # type: ignore[attr-defined]
@@ -202,8 +200,6 @@ def _upsert(
     if inserts:
         session.execute(model.__table__.insert(), inserts)  # type: ignore[attr-defined]
     if updates:
-        from sqlalchemy import update
-
         session.execute(update(model), updates)
 
 

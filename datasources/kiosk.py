@@ -11,6 +11,7 @@ issue and revocation is written to the audit log. The web checks tokens in
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import hashlib
 import re
 import secrets
@@ -160,8 +161,6 @@ def issue(
 
 
 def _cli_user() -> str:
-    import getpass
-
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -134,7 +134,7 @@ def _figure(
 
 def _list(values: Any) -> list[Any]:
     """Return a column as a JSON-ready list: Python numbers, missing values as None."""
-    out = []
+    out: list[Any] = []
     for v in pd.Series(values).tolist():
         if isinstance(v, float) and math.isnan(v):
             out.append(None)

@@ -296,7 +296,8 @@ def stale_badge(lang: str) -> html.Span:
         className="db-stale",
         hidden=True,
         style=STALE_STYLE,
-        **{"data-label": t("db_stale", lang)},
+        # Dash's component signatures omit the data-* props the components take.
+        **{"data-label": t("db_stale", lang)},  # type: ignore[arg-type]
     )
 
 
@@ -310,7 +311,7 @@ def stale_badge_props(since: float | None, lang: str) -> dict[str, Any]:
 
 def panel(title: str, body: Any, panel_id: str | None = None, extra_class: str = "") -> html.Div:
     """Return a titled panel."""
-    props = {"id": panel_id} if panel_id else {}
+    props: dict[str, Any] = {"id": panel_id} if panel_id else {}
     return html.Div([html.H2(title), body], className=f"panel {extra_class}".strip(), **props)
 
 

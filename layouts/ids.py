@@ -8,6 +8,8 @@ where a plain id would be a "nonexistent object" error.
 
 from typing import Any
 
+from dash.dependencies import Wildcard
+
 URL = "url"
 PAGE = "page-content"
 LANG = "lang-store"
@@ -85,16 +87,16 @@ AUDIT_REFRESH = "audit-refresh"
 AUDIT_COUNT = "audit-count"
 
 
-def chart(name: str, slot: int = 0) -> dict[str, Any]:
+def chart(name: str, slot: int | Wildcard = 0) -> dict[str, Any]:
     """Return the id of a chart slot."""
     return {"chart": name, "n": slot}
 
 
-def table(name: str, slot: int = 0) -> dict[str, Any]:
+def table(name: str | Wildcard, slot: int | Wildcard = 0) -> dict[str, Any]:
     """Return the id of a table slot."""
     return {"table": name, "n": slot}
 
 
-def as_of(name: str, slot: int = 0) -> dict[str, Any]:
+def as_of(name: str | Wildcard, slot: int | Wildcard = 0) -> dict[str, Any]:
     """Return the id of the store holding when a table slot's rows were counted."""
     return {"as_of": name, "n": slot}

@@ -10,6 +10,7 @@ polygons on every restyle: the costliest part of a town switch in the browser
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import dash_leaflet as dl
@@ -31,8 +32,6 @@ DEFAULT_BOUNDS = [[31.74, 115.88], [32.0, 116.23]]
 
 def _zoom_for(height_deg: float, width_deg: float, size: tuple[int, int]) -> float:
     """Return the largest quarter zoom level that shows an extent in a map of ``size`` pixels."""
-    import math
-
     # At zoom z one degree of longitude spans 256 * 2**z / 360 pixels; a degree of latitude
     # about 1.18 times that at 32° N.
     fit = min(size[0] / max(width_deg, 1e-6), size[1] / max(height_deg * 1.18, 1e-6))

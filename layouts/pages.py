@@ -12,11 +12,12 @@ from typing import Any
 
 import dash_ag_grid as dag
 from dash import dcc, html
+from dash.development.base_component import Component
 
 from geo.codes import LEVEL_DIGITS
 from layouts import ids
 from layouts.components import feed_html, graph, html_block, panel, stale_badge
-from layouts.i18n import t
+from layouts.i18n import AUDIT_GROUPS, t
 from layouts.map import grid_map, grid_style
 
 # Path, i18n key of the title, and the panels the page shows (in order).
@@ -101,7 +102,8 @@ def _status(lang: str) -> html.Span:
         t("connecting", lang),
         id=ids.WS_STATUS,
         className="status",
-        **{
+        # Dash's component signatures omit the data-* props the components take.
+        **{  # type: ignore[arg-type]
             "data-state": "connecting",
             "data-label-connected": t("live", lang),
             "data-label-reconnecting": t("reconnecting", lang),
@@ -128,7 +130,7 @@ def _topbar(ctx: PageContext) -> html.Div:
 
 
 def _nav(ctx: PageContext, search: str) -> html.Div:
-    links = [
+    links: list[Component] = [
         dcc.Link(
             t(key, ctx.lang),
             href=path + search,
@@ -328,7 +330,8 @@ def page(ctx: PageContext, search: str = "") -> html.Div:
             dcc.Download(id=ids.DOWNLOAD),
         ],
         className="shell",
-        **{"data-page": key},
+        # Dash's component signatures omit the data-* props the components take.
+        **{"data-page": key},  # type: ignore[arg-type]
     )
 
 
@@ -390,8 +393,6 @@ def wall(ctx: PageContext) -> html.Div:
 
 
 def _audit_filters(lang: str) -> html.Div:
-    from layouts.i18n import AUDIT_GROUPS
-
     def field_(label: str, control: Any) -> html.Div:
         return html.Div([html.Label(label), control], className="field")
 
@@ -464,5 +465,6 @@ def audit_page(ctx: PageContext, search: str = "") -> html.Div:
     return html.Div(
         [_topbar(ctx), _nav(ctx, search), html.Div(body, className="main audit-main")],
         className="shell",
-        **{"data-page": "nav_audit"},
+        # Dash's component signatures omit the data-* props the components take.
+        **{"data-page": "nav_audit"},  # type: ignore[arg-type]
     )

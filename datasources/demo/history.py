@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ import numpy as np
 from sqlalchemy import Engine, delete, select
 
 from datasources.db import session_scope
+from datasources.demo.people import pilot_village_codes
+from datasources.geography import load_geography
 from datasources.models import (
     CallEvent,
     Device,
@@ -223,9 +226,6 @@ def _load_world(engine: Engine, seed: int) -> _World:
         ).all()
     if not villages or not households:
         raise LookupError("no geography or people stored: seed the demo geography first")
-    from datasources.demo.people import pilot_village_codes
-    from datasources.geography import load_geography
-
     pilots = set(pilot_village_codes(load_geography(engine)))
     residents_by_village: dict[str, int] = defaultdict(int)
     village_grids: dict[str, list[str]] = defaultdict(list)
@@ -397,8 +397,6 @@ def generate_history(
     Existing history rows in the range are deleted first, so running it twice gives the same
     database. Stage times later than ``now`` are left out: recent tickets are still open.
     """
-    import time
-
     started = time.perf_counter()
     step = progress or (lambda _label, _n: None)
     today = now.astimezone(SHANGHAI).date()
