@@ -243,6 +243,7 @@ if TYPE_CHECKING:
     # For the type checker an event is any event model; the union below is built at run time.
     Event: TypeAlias = EventModel
 else:
+    # ``Union[...]`` of a tuple: the ``X | Y`` form cannot be built from a sequence.
     Event = Annotated[Union[EVENT_MODEL_CLASSES], Field(discriminator="kind")]  # noqa: UP007
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -304,6 +304,7 @@ def _sampled(simple: SimpleKind) -> Story:
     def story(sim: Simulator) -> dict[str, Any]:
         return sim.sample(simple)
 
+    # Named after the method it runs, so reprs and tracebacks say which kind's story it is.
     story.__qualname__ = f"Simulator.sample[{simple.kind}]"
     return story
 
