@@ -4,6 +4,10 @@ Validation has two steps. ``parse_event`` checks one raw JSON value against the 
 ranges, the timestamp window); ``Registry.check`` then checks its references (grid, village,
 device, household, staff) against the stored registry. Both return reasons of the form
 ``"field: reason"`` so that a dead letter or an HTTP 422 says what is wrong.
+
+The models of the complex kinds are here; those of the simple kinds are in
+``datasources.simple_kinds``, and the ``Event`` union takes both (its field types and base
+classes are in ``datasources.eventbase``).
 """
 
 from __future__ import annotations
@@ -14,32 +18,29 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
-    field_validator,
 )
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from datasources.eventbase import (
+    EventModel,
+    GridEvent,
+    Id,
+    Reason,
+    Text,
+    VillageEvent,
+    model_kind,
+)
 from datasources.models import Device, Grid, Household, Staff, Village
-
-SCHEMA_VERSION = 1
-EARLIEST_TS = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
-MAX_FUTURE = dt.timedelta(minutes=10)
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
-Code = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,15}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Reason = Annotated[str, StringConstraints(max_length=500)]
+from datasources.simple_kinds import SIMPLE_KINDS
 
 CATEGORIES = (
     "dispute",
@@ -69,36 +70,7 @@ Level = Literal["grid", "village", "town", "district"]
 ESCALATION_LEVELS = ("village", "town", "district")
 
 
-class _Event(BaseModel):
-    """Fields every event has; ``ts`` must lie between 2021-01-01 and now + 10 minutes."""
-
-    # Extra fields are ignored so producers can add fields without breaking older workers.
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
-
-    v: Literal[1]
-    id: Id
-    ts: AwareDatetime
-
-    @field_validator("ts")
-    @classmethod
-    def _ts_in_range(cls, value: dt.datetime, info: ValidationInfo) -> dt.datetime:
-        now = (info.context or {}).get("now") or dt.datetime.now(dt.UTC)
-        if value < EARLIEST_TS:
-            raise ValueError("before 2021-01-01")
-        if value > now + MAX_FUTURE:
-            raise ValueError("more than 10 minutes in the future")
-        return value
-
-
-class _GridEvent(_Event):
-    grid: Code
-
-
-class _VillageEvent(_Event):
-    village: Code
-
-
-class CallKey(_GridEvent):
+class CallKey(GridEvent):
     """A key pressed on a one-key caller."""
 
     kind: Literal["call.key"]
@@ -106,7 +78,7 @@ class CallKey(_GridEvent):
     key: Literal["call", "hangup", "satisfied", "unsatisfied"]
 
 
-class CallReturned(_GridEvent):
+class CallReturned(GridEvent):
     """The village secretary called a resident back after a green-key call (extension)."""
 
     kind: Literal["call.returned"]
@@ -115,7 +87,7 @@ class CallReturned(_GridEvent):
     staff: Id
 
 
-class DeviceHeartbeat(_GridEvent):
+class DeviceHeartbeat(GridEvent):
     """A one-key caller reports it is alive, with its battery level."""
 
     kind: Literal["device.heartbeat"]
@@ -123,7 +95,7 @@ class DeviceHeartbeat(_GridEvent):
     battery: Annotated[int, Field(ge=0, le=100)]
 
 
-class TicketCreated(_GridEvent):
+class TicketCreated(GridEvent):
     """A request enters the closed loop."""
 
     kind: Literal["ticket.created"]
@@ -135,7 +107,7 @@ class TicketCreated(_GridEvent):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class TicketDispatched(_GridEvent):
+class TicketDispatched(GridEvent):
     """A ticket is given to a member of staff."""
 
     kind: Literal["ticket.dispatched"]
@@ -143,7 +115,7 @@ class TicketDispatched(_GridEvent):
     assignee: Id
 
 
-class TicketArrived(_GridEvent):
+class TicketArrived(GridEvent):
     """The assignee arrived on site."""
 
     kind: Literal["ticket.arrived"]
@@ -151,7 +123,7 @@ class TicketArrived(_GridEvent):
     assignee: Id
 
 
-class TicketResolved(_GridEvent):
+class TicketResolved(GridEvent):
     """The request was settled at some level."""
 
     kind: Literal["ticket.resolved"]
@@ -159,7 +131,7 @@ class TicketResolved(_GridEvent):
     level: Level
 
 
-class TicketRated(_GridEvent):
+class TicketRated(GridEvent):
     """The resident rated the handling."""
 
     kind: Literal["ticket.rated"]
@@ -167,14 +139,14 @@ class TicketRated(_GridEvent):
     rating: Literal["satisfied", "unsatisfied"]
 
 
-class TicketClosed(_GridEvent):
+class TicketClosed(GridEvent):
     """The ticket is closed."""
 
     kind: Literal["ticket.closed"]
     ticket: Id
 
 
-class TicketEscalated(_GridEvent):
+class TicketEscalated(GridEvent):
     """The ticket was escalated to a higher level."""
 
     kind: Literal["ticket.escalated"]
@@ -183,7 +155,7 @@ class TicketEscalated(_GridEvent):
     reason: Reason
 
 
-class TicketReopened(_GridEvent):
+class TicketReopened(GridEvent):
     """A closed or resolved ticket was reopened."""
 
     kind: Literal["ticket.reopened"]
@@ -191,7 +163,7 @@ class TicketReopened(_GridEvent):
     reason: Reason
 
 
-class PetitionFiled(_VillageEvent):
+class PetitionFiled(VillageEvent):
     """A petition batch was filed at some level."""
 
     kind: Literal["petition.filed"]
@@ -200,15 +172,7 @@ class PetitionFiled(_VillageEvent):
     repeat: bool
 
 
-class MediationClosed(_VillageEvent):
-    """A mediation team closed a dispute."""
-
-    kind: Literal["mediation.closed"]
-    team: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    outcome: Literal["settled", "referred"]
-
-
-class PointsEarned(_VillageEvent):
+class PointsEarned(VillageEvent):
     """A household earned points."""
 
     kind: Literal["points.earned"]
@@ -217,7 +181,7 @@ class PointsEarned(_VillageEvent):
     activity: Text
 
 
-class PointsRedeemed(_VillageEvent):
+class PointsRedeemed(VillageEvent):
     """A household redeemed points at the village shop."""
 
     kind: Literal["points.redeemed"]
@@ -226,7 +190,7 @@ class PointsRedeemed(_VillageEvent):
     item: Text
 
 
-class JobPlaced(_VillageEvent):
+class JobPlaced(VillageEvent):
     """A person was placed in a job."""
 
     kind: Literal["job.placed"]
@@ -236,7 +200,7 @@ class JobPlaced(_VillageEvent):
     hourly_wage: Annotated[float, Field(ge=0, le=10_000)]
 
 
-class SupervisionPosted(_VillageEvent):
+class SupervisionPosted(VillageEvent):
     """A micro-power supervision item was posted for a vote."""
 
     kind: Literal["supervision.posted"]
@@ -245,15 +209,7 @@ class SupervisionPosted(_VillageEvent):
     vote_closes: dt.date
 
 
-class NoticePosted(_VillageEvent):
-    """A village posted a notice on its notice board."""
-
-    kind: Literal["notice.posted"]
-    notice: Id
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class SupervisionVoted(_VillageEvent):
+class SupervisionVoted(VillageEvent):
     """The current vote tally of a supervision item."""
 
     kind: Literal["supervision.voted"]
@@ -262,35 +218,37 @@ class SupervisionVoted(_VillageEvent):
     reject: Annotated[int, Field(ge=0, le=1_000_000)]
 
 
-Event = Annotated[
-    CallKey
-    | CallReturned
-    | DeviceHeartbeat
-    | TicketCreated
-    | TicketDispatched
-    | TicketArrived
-    | TicketResolved
-    | TicketRated
-    | TicketClosed
-    | TicketEscalated
-    | TicketReopened
-    | PetitionFiled
-    | MediationClosed
-    | PointsEarned
-    | PointsRedeemed
-    | JobPlaced
-    | SupervisionPosted
-    | SupervisionVoted
-    | NoticePosted,
-    Field(discriminator="kind"),
-]
+# The complex kinds' models, then those of the simple kinds (``datasources.simple_kinds``).
+EVENT_MODEL_CLASSES: tuple[type[EventModel], ...] = (
+    CallKey,
+    CallReturned,
+    DeviceHeartbeat,
+    TicketCreated,
+    TicketDispatched,
+    TicketArrived,
+    TicketResolved,
+    TicketRated,
+    TicketClosed,
+    TicketEscalated,
+    TicketReopened,
+    PetitionFiled,
+    PointsEarned,
+    PointsRedeemed,
+    JobPlaced,
+    SupervisionPosted,
+    SupervisionVoted,
+    *(simple.model for simple in SIMPLE_KINDS),
+)
+if TYPE_CHECKING:
+    # For the type checker an event is any event model; the union below is built at run time.
+    Event: TypeAlias = EventModel
+else:
+    # ``Union[...]`` of a tuple: the ``X | Y`` form cannot be built from a sequence.
+    Event = Annotated[Union[EVENT_MODEL_CLASSES], Field(discriminator="kind")]  # noqa: UP007
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 # The kinds, in the order of the union above (each model's ``kind`` literal).
-EVENT_MODELS: dict[str, type[BaseModel]] = {
-    model.model_fields["kind"].annotation.__args__[0]: model
-    for model in Event.__origin__.__args__  # type: ignore[attr-defined]
-}
+EVENT_MODELS: dict[str, type[BaseModel]] = {model_kind(m): m for m in EVENT_MODEL_CLASSES}
 EVENT_KINDS: tuple[str, ...] = tuple(EVENT_MODELS)
 TICKET_STAGE_KINDS = frozenset(
     k for k in EVENT_KINDS if k.startswith("ticket.") and k != "ticket.created"

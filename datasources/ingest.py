@@ -38,7 +38,6 @@ from datasources.models import (
     CallReturn,
     DeviceHeartbeat,
     JobPlacement,
-    Mediation,
     Petition,
     PointsTransaction,
     SupervisionItem,
@@ -46,8 +45,8 @@ from datasources.models import (
     Ticket,
     TicketEvent,
     UTCDateTime,
-    VillageNotice,
 )
+from datasources.simple_kinds import SIMPLE_KINDS
 
 CALL_ANSWER_WINDOW = dt.timedelta(minutes=5)
 COPY_MIN_ROWS = 64
@@ -467,29 +466,6 @@ def store_petitions(conn, by_kind, registry: Registry, delta: LiveDelta, out) ->
                 out.stored.append((e, areas))
 
 
-def store_mediations(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
-    areas: tuple[str | None, str, str]
-    mediations = by_kind.get("mediation.closed", [])
-    if mediations:
-        rows = [
-            {
-                "id": e.id,
-                "village_code": e.village,
-                "town_code": registry.villages[e.village],
-                "team": e.team,
-                "outcome": e.outcome,
-                "closed_at": e.ts,
-            }
-            for e in mediations
-        ]
-        new = _insert_new(conn, Mediation.__table__, rows)
-        out.new_ids |= new
-        for e in mediations:
-            if e.id in new:
-                areas = (None, e.village, registry.villages[e.village])
-                out.stored.append((e, areas))
-
-
 def store_points(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
     areas: tuple[str | None, str, str]
     points = by_kind.get("points.earned", []) + by_kind.get("points.redeemed", [])
@@ -611,23 +587,22 @@ def store_supervision(conn, by_kind, registry: Registry, delta: LiveDelta, out) 
         out.stored.append((e, areas))
 
 
-def store_notices(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
-    notices = by_kind.get("notice.posted", [])
-    if not notices:
-        return
-    rows = [
-        {
-            "id": e.id,
-            "notice_id": e.notice,
-            "village_code": e.village,
-            "town_code": registry.villages[e.village],
-            "title": e.title,
-            "posted_at": e.ts,
-        }
-        for e in notices
-    ]
-    new = _insert_new(conn, VillageNotice.__table__, rows)
-    out.new_ids |= new
-    for e in notices:
-        if e.id in new:
-            out.stored.append((e, (None, e.village, registry.villages[e.village])))
+def store_simple(conn, by_kind, registry: Registry, delta: LiveDelta, out) -> None:
+    """Store the events of every simple kind (``datasources.simple_kinds``): one row each."""
+    for simple in SIMPLE_KINDS:
+        events = by_kind.get(simple.kind, [])
+        if not events:
+            continue
+        stored: list[tuple[Any, tuple[str | None, str, str]]] = []
+        rows = []
+        for e in events:
+            areas = (None, e.village, registry.villages[e.village])
+            row = {"id": e.id, "village_code": e.village, "town_code": areas[2]}
+            row[simple.time_column] = e.ts
+            for name, column in simple.columns.items():
+                row[column] = getattr(e, name)
+            rows.append(row)
+            stored.append((e, areas))
+        new = _insert_new(conn, simple.table.__table__, rows)
+        out.new_ids |= new
+        out.stored.extend((e, areas) for e, areas in stored if e.id in new)

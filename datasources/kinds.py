@@ -15,6 +15,12 @@ docs/events.md). The rest of the code walks this table instead of naming kinds:
   ``layouts/i18n.py``).
 - ``simulate``: the ``Simulator`` story that produces the kind.
 
+A complex kind (calls, tickets, points…) has its own model in ``datasources.events``, store
+function, projection and history written out below. A simple kind is declared once, as a
+``SimpleKind`` in ``datasources.simple_kinds``, and its row here is derived: the generic store
+``ingest.store_simple``, a projection of its declared counters and feed fields, the generic
+history ``_simple_history`` and its sampled story ``simulator.SAMPLED[kind]``.
+
 docs/events.md lists the same kinds (tests/test_kinds.py checks it against this table).
 """
 
@@ -32,6 +38,7 @@ from sqlalchemy import Connection, Engine, select
 
 from datasources import events as ev
 from datasources import ingest
+from datasources.eventbase import SimpleKind
 from datasources.events import Event, Registry
 from datasources.ingest import BatchOutcome
 from datasources.live import LiveDelta, feed_entry, rebuild_live_state, write_outbox
@@ -41,16 +48,15 @@ from datasources.models import (
     CallReturn,
     DeviceHeartbeat,
     JobPlacement,
-    Mediation,
     Petition,
     PointsTransaction,
     SupervisionItem,
     SupervisionVote,
     Ticket,
     TicketEvent,
-    VillageNotice,
 )
-from datasources.simulator import Simulator
+from datasources.simple_kinds import SIMPLE_KINDS
+from datasources.simulator import SAMPLED, Simulator
 
 Areas = tuple[str | None, str, str]
 
@@ -136,10 +142,6 @@ def _petition(e: Any) -> Projection:
     return Projection((("petitions", 1), ("petition_persons", e.persons)), {"level": e.level})
 
 
-def _mediation(e: Any) -> Projection:
-    return Projection((("mediations", 1),), {})
-
-
 def _points(metric: str) -> Callable[[Any], Projection]:
     def project(e: Any) -> Projection:
         return Projection(((metric, e.points),), {"points": e.points})
@@ -159,8 +161,16 @@ def _supervision_voted(e: Any) -> Projection:
     return Projection((("supervision_votes", 1),), {"approve": e.approve, "reject": e.reject})
 
 
-def _notice(e: Any) -> Projection:
-    return Projection((), {"title": e.title})
+def _simple_projection(simple: SimpleKind) -> Callable[[Any], Projection]:
+    """The projection of a simple kind: its declared counters and feed parameters."""
+
+    def project(e: Any) -> Projection:
+        counts = tuple(
+            (metric, n if isinstance(n, int) else getattr(e, n)) for metric, n in simple.counts
+        )
+        return Projection(counts, {name: getattr(e, name) for name in simple.feed})
+
+    return project
 
 
 # --- Stored events read back for the rebuild ----------------------------------------------------
@@ -237,19 +247,6 @@ def _petitions(conn: Connection, start: dt.datetime) -> Iterable[tuple[Any, Area
             level=level,
             persons=persons,
             repeat=repeat,
-        )
-        yield event, (None, village, town)
-
-
-def _mediations(conn: Connection, start: dt.datetime) -> Iterable[tuple[Any, Areas]]:
-    m = Mediation
-    for eid, ts, village, town, team, outcome in conn.execute(
-        select(m.id, m.closed_at, m.village_code, m.town_code, m.team, m.outcome).where(
-            m.closed_at >= start
-        )
-    ):
-        event = ev.MediationClosed.model_construct(
-            id=eid, kind="mediation.closed", ts=ts, village=village, team=team, outcome=outcome
         )
         yield event, (None, village, town)
 
@@ -341,21 +338,25 @@ def _supervision_votes(conn: Connection, start: dt.datetime) -> Iterable[tuple[A
         yield event, (None, village, town)
 
 
-def _notices(conn: Connection, start: dt.datetime) -> Iterable[tuple[Any, Areas]]:
-    n = VillageNotice
-    for eid, notice, ts, village, town, title in conn.execute(
-        select(n.id, n.notice_id, n.posted_at, n.village_code, n.town_code, n.title).where(
-            n.posted_at >= start
-        )
-    ):
-        event = ev.NoticePosted.model_construct(
-            id=eid, kind="notice.posted", ts=ts, village=village, notice=notice, title=title
-        )
-        yield event, (None, village, town)
+def _simple_history(conn: Connection, start: dt.datetime) -> Iterable[tuple[Any, Areas]]:
+    """Read back the events of every simple kind stored since ``start`` (one row each)."""
+    for simple in SIMPLE_KINDS:
+        table = simple.table.__table__
+        when = table.c[simple.time_column]
+        fields = list(simple.columns)
+        columns = [table.c[simple.columns[name]] for name in fields]
+        query = select(table.c.id, when, table.c.village_code, table.c.town_code, *columns)
+        for eid, ts, village, town, *values in conn.execute(query.where(when >= start)):
+            fields_of_row = dict(zip(fields, values, strict=True))
+            event = simple.model.model_construct(
+                id=eid, kind=simple.kind, ts=ts, village=village, **fields_of_row
+            )
+            yield event, (None, village, town)
 
 
 # --- The declarations ---------------------------------------------------------------------------
-# In storing order: a ticket created in a batch is stored before a call-back in it, as before.
+# In storing order: a ticket created in a batch is stored before a call-back in it, as before;
+# the simple kinds follow the complex ones.
 
 KINDS: dict[str, KindSpec] = {
     spec.kind: spec
@@ -452,14 +453,6 @@ KINDS: dict[str, KindSpec] = {
             Simulator.petition,
         ),
         KindSpec(
-            ev.MediationClosed,
-            Mediation,
-            ingest.store_mediations,
-            _mediation,
-            _mediations,
-            Simulator.mediation,
-        ),
-        KindSpec(
             ev.PointsEarned,
             PointsTransaction,
             ingest.store_points,
@@ -492,13 +485,16 @@ KINDS: dict[str, KindSpec] = {
             _supervision_votes,
             Simulator.supervision,
         ),
-        KindSpec(
-            ev.NoticePosted,
-            VillageNotice,
-            ingest.store_notices,
-            _notice,
-            _notices,
-            Simulator.notice,
+        *(
+            KindSpec(
+                simple.model,
+                simple.table,
+                ingest.store_simple,
+                _simple_projection(simple),
+                _simple_history,
+                SAMPLED[simple.kind],
+            )
+            for simple in SIMPLE_KINDS
         ),
     )
 }

@@ -4,7 +4,8 @@ Calls come from stored devices (more from villages with more elderly residents);
 call is answered within 1-4 minutes by a ticket or a call-back; tickets move through
 dispatched → arrived → resolved → rated → closed with delays scaled by ``speed``; heartbeats,
 points, mediations, jobs, supervision posts and votes and (rarely) petitions and village
-notices are mixed in.
+notices are mixed in. A simple kind's story (``datasources.simple_kinds``) is generic: one
+event whose fields its declared samplers draw, started at its declared share.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from redis import Redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from datasources.eventbase import SimpleKind
 from datasources.events import CATEGORIES
 from datasources.models import Device, Household, Staff, Village
+from datasources.simple_kinds import SIMPLE_KINDS
 from datasources.stream import publish
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -41,7 +44,6 @@ _TITLES = {
     "supervision": "村务公开疑问",
     "other": "其他诉求",
 }
-_NOTICES = ("秋季防火安全提示", "新风超市兑换时间调整", "村民代表大会通知", "医保缴费提醒")
 
 
 @dataclass
@@ -224,14 +226,6 @@ class Simulator:
             item=self.rng.choice(("食用油", "洗衣液", "大米", "毛巾")),
         )
 
-    def mediation(self) -> dict[str, Any]:
-        return self._event(
-            "mediation.closed",
-            village=self._village(),
-            team="五老调解队",
-            outcome="settled" if self.rng.random() < 0.92 else "referred",
-        )
-
     def job(self) -> dict[str, Any]:
         kind = self.rng.choices(("public_welfare", "doorstep", "urban"), (0.2, 0.5, 0.3))[0]
         return self._event(
@@ -277,13 +271,11 @@ class Simulator:
             repeat=self.rng.random() < 0.1,
         )
 
-    def notice(self) -> dict[str, Any]:
-        return self._event(
-            "notice.posted",
-            village=self._village(),
-            notice="N" + uuid.uuid4().hex[:12],
-            title=self.rng.choice(_NOTICES),
-        )
+    def sample(self, simple: SimpleKind) -> dict[str, Any]:
+        """One event of a simple kind: a random village and the fields its samplers draw."""
+        village = self._village()
+        fields = {name: draw(self.rng) for name, draw in simple.sample.items()}
+        return self._event(simple.kind, village=village, **fields)
 
     def start_story(self) -> dict[str, Any]:
         """Begin one new story and return its first event."""
@@ -303,8 +295,25 @@ class Simulator:
         return out
 
 
+Story = Callable[[Simulator], dict[str, Any]]
+
+
+def _sampled(simple: SimpleKind) -> Story:
+    """The story of a simple kind: one event drawn by ``Simulator.sample``."""
+
+    def story(sim: Simulator) -> dict[str, Any]:
+        return sim.sample(simple)
+
+    # Named after the method it runs, so reprs and tracebacks say which kind's story it is.
+    story.__qualname__ = f"Simulator.sample[{simple.kind}]"
+    return story
+
+
+# The story of each simple kind (``datasources.simple_kinds``), by kind.
+SAMPLED: dict[str, Story] = {simple.kind: _sampled(simple) for simple in SIMPLE_KINDS}
+
 # Share of new stories started per kind of story (a green call starts a whole ticket story).
-_STARTS: tuple[tuple[Callable[[Simulator], dict[str, Any]], float], ...] = (
+_STARTS: tuple[tuple[Story, float], ...] = (
     (Simulator.heartbeat, 0.40),
     (Simulator.green_call, 0.12),
     (Simulator.thumbs, 0.06),
@@ -312,11 +321,10 @@ _STARTS: tuple[tuple[Callable[[Simulator], dict[str, Any]], float], ...] = (
     (Simulator.app_ticket, 0.06),
     (Simulator.points_earned, 0.13),
     (Simulator.points_redeemed, 0.08),
-    (Simulator.mediation, 0.03),
     (Simulator.job, 0.04),
     (Simulator.supervision, 0.02),
     (Simulator.petition, 0.005),
-    (Simulator.notice, 0.005),
+    *((SAMPLED[simple.kind], simple.share) for simple in SIMPLE_KINDS),
 )
 
 

@@ -16,7 +16,8 @@ from datasources.events import EVENT_KINDS, EVENT_MODELS, parse_event
 from datasources.kinds import KINDS, Projection
 from datasources.live import METRICS
 from datasources.models import Base
-from datasources.simulator import Simulator, _World
+from datasources.simple_kinds import SIMPLE_KINDS
+from datasources.simulator import _STARTS, SAMPLED, Simulator, _World
 from layouts.i18n import STRINGS, feed_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "events.md"
@@ -75,9 +76,31 @@ def test_every_kind_has_a_complete_declaration(kind):
         for lang, label in (("zh", zh), ("en", en)):
             line = feed_text(entry, lang)
             assert line.startswith(label) and "{" not in line, (lang, line)
-    # The simulator: its story for the kind produces the kind.
+    # The simulator: its story for the kind starts stories and produces the kind.
     assert spec.simulate.__qualname__.startswith("Simulator.")
+    assert spec.simulate in {story for story, _ in _STARTS}
     assert produces(spec.simulate, kind)
+
+
+@pytest.mark.parametrize("simple", SIMPLE_KINDS, ids=lambda simple: simple.kind)
+def test_a_simple_kind_is_complete_with_its_declaration(simple):
+    spec = KINDS[simple.kind]
+    # The schema, the storage and the story of its row come from the declaration.
+    assert EVENT_MODELS[simple.kind] is simple.model is spec.model
+    assert spec.table is simple.table and spec.store is ingest.store_simple
+    assert dict(_STARTS)[spec.simulate] == simple.share > 0
+    assert spec.simulate is SAMPLED[simple.kind]
+    # Every column of its table is filled from the event: id, area, time and mapped fields.
+    columns = {c.name for c in simple.table.__table__.columns}
+    filled = {"id", "village_code", "town_code", simple.time_column, *simple.columns.values()}
+    assert columns == filled
+    fields = set(simple.model.model_fields)
+    assert set(simple.columns) <= fields and set(simple.feed) <= fields
+    assert {n for _, n in simple.counts if isinstance(n, str)} <= fields
+    # Its sample draws a valid event of the kind, with every field of the model.
+    raw = Simulator(WORLD, seed=3).sample(simple)
+    event = parse_event(json.dumps(raw, ensure_ascii=False))
+    assert event.kind == simple.kind and set(raw) == fields
 
 
 WORLD = _World(
