@@ -1,11 +1,15 @@
 """The first load of a page in a real headless Chromium: the wall's page loads only the
-component libraries the wall renders; the other pages keep theirs and switch in the browser.
+component libraries the wall renders; the other pages keep theirs and switch in the browser;
+the charts draw with the basic Plotly bundle of ``dashboard/assets/``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
+import plotly
 import pytest
 from browser import (
     LiveStack,
@@ -17,7 +21,7 @@ from browser import (
     watch_errors,
 )
 
-from dashboard.app import NOT_ON_WALL, shows_wall, without_scripts
+from dashboard.app import ASSETS, NOT_ON_WALL, shows_wall, without_scripts
 from datasources.db import make_engine
 from datasources.users import add_user
 
@@ -48,6 +52,19 @@ def test_only_the_named_libraries_scripts_leave_the_page():
         '<script src="/_dash-component-suites/dash_leaflet/dash_leaflet.v1m2.js"></script>\n'
         '<script src="/assets/dash_ag_grid_helpers.js?m=1"></script>\n'
     )
+
+
+def test_the_basic_plotly_bundle_is_the_version_of_the_full_one():
+    """dcc.Graph uses ``window.Plotly`` when a page defines it: the bundle in the assets
+    must be the plotly.js release the installed ``plotly`` package ships."""
+    full = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    basic = ASSETS / "plotly-basic.min.js"
+    version = re.compile(r"plotly\.js.{0,40}? v(\d+\.\d+\.\d+)")
+    wanted = version.search(full.read_text()[:300])
+    assert wanted is not None
+    found = version.search(basic.read_text()[:300])
+    assert found is not None and found.group(1) == wanted.group(1)
+    assert "(basic - minified)" in basic.read_text()[:300]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +114,11 @@ def test_the_wall_loads_no_table_library_and_draws_its_grids(stack):
         wait_for(fresh, "document.querySelector('#kpi-tiles .tile .value span')")
         assert any(f"{SUITES}dash_leaflet/" in url for url in requested)
         assert not [url for url in requested if "dash_ag_grid" in url or "dash_table" in url]
+        # Its chart draws with the basic Plotly bundle; the full one is never fetched.
+        chart = "document.querySelectorAll('[id*=\"chart-petitions\"] .js-plotly-plot .trace')"
+        wait_for(fresh, f"{chart}.length", 20)
+        assert any("/assets/plotly-basic.min.js" in url for url in requested)
+        assert not [url for url in requested if "plotly/package_data/plotly.min.js" in url]
         assert [e for e in errors if "favicon" not in e] == []
 
 
