@@ -249,6 +249,9 @@ def test_a_kiosk_link_sets_a_cookie_and_opens_the_wall_only(stack):
         assert "Max-Age=34560000" in set_cookie
         page = wall.get("/wall?lang=en", headers=HTML)
         assert page.status_code == 200 and "_dash-config" in page.text
+        # Only the libraries the wall renders: its map's, not the tables' (dashboard/app.py).
+        assert "/_dash-component-suites/dash_leaflet/" in page.text
+        assert "/_dash-component-suites/dash_ag_grid/" not in page.text
         assert "wushi_kiosk=" in page.headers.get("set-cookie", "")  # renewed on each load
         assert wall.get("/_dash-layout").status_code == 200
 
