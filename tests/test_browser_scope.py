@@ -243,13 +243,19 @@ def test_the_map_shows_only_the_officials_town(site, official):
     page = official.page
     held: list[Any] = []
     page.route("**/api/v1/grids.geojson*", lambda route: held.append(route))
-    page.goto(f"{site.stack.base}/")
-    wait_for(page, "Object.keys((window.wushiHideout || {}).values || {}).length")
-    wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
-    time.sleep(1.0)  # the live socket's first map update has come too
-    assert len(held) == 1 and page.evaluate(f"{CELLS}.length") == 0
-    held[0].fulfill(response=held[0].fetch())
-    page.unroute("**/api/v1/grids.geojson*")
+    try:  # a failure here must not leave the module's page with its geometry held back
+        page.goto(f"{site.stack.base}/")
+        wait_for(page, "Object.keys((window.wushiHideout || {}).values || {}).length")
+        wait_for(page, "document.getElementById('ws-status').dataset.state === 'connected'")
+        # The live socket's first map update has come too. wait_for_timeout, not time.sleep: the
+        # sync API runs the route handler (which fills `held`) only while Playwright is called.
+        page.wait_for_timeout(1000)
+        assert len(held) == 1 and page.evaluate(f"{CELLS}.length") == 0
+        held[0].fulfill(response=held[0].fetch())
+    finally:
+        page.unroute("**/api/v1/grids.geojson*")
+        for route in held[1:]:
+            route.continue_()
     wait_for(page, f"{CELLS}.length === {len(site.own_grids)}")
     codes = page.evaluate(f"{CELLS}.map((p) => p.getAttribute('data-code'))")
     assert len(codes) == len(site.own_grids) and set(codes) == site.own_grids
